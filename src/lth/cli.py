@@ -1,0 +1,131 @@
+"""`lth`: one subcommand per stage; the workflow's rules call these.
+
+Heavy imports (torch, torchvision) happen inside the subcommands, so `lth --help` is instant.
+A user error prints one line `lth: error: ...` and exits with status 2, writing nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from lth.errors import LTHError
+
+
+def _experiment(args):
+    import torch
+
+    from lth import settings
+    from lth.layout import Layout
+    from lth.runs import Experiment, pick_device
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    return Experiment(settings.load(args.settings), Layout(Path(args.results)), Path(args.data_dir),
+                      pick_device(args.device))
+
+
+def _report(record: dict) -> None:
+    s = record["summary"]
+    print(f"seed {record['seed']} level {record['level']} {record['variant']}: "
+          f"weights remaining {record['weights_remaining']:.4f}, test accuracy {s['test_accuracy']:.4f}, "
+          f"early stop at {s['early_stop_iteration']}, {s['train_seconds']:.1f} s training")
+
+
+def cmd_fetch(args) -> None:
+    from lth.datasets import fetch
+
+    options = dict(_key_value(o) for o in args.option) or None
+    path = fetch(args.dataset, Path(args.data_dir), download=args.download, options=options)
+    print(path)
+
+
+def cmd_train(args) -> None:
+    _report(_experiment(args).train_dense(args.seed))
+
+
+def cmd_prune(args) -> None:
+    from lth.masks import density
+
+    exp = _experiment(args)
+    for chain in args.chain:
+        mask = exp.prune_level(args.seed, args.level, chain)
+        print(f"seed {args.seed} level {args.level} {chain}: weights remaining {density(mask):.4f}")
+
+
+def cmd_retrain(args) -> None:
+    exp = _experiment(args)
+    for variant in args.variant:
+        _report(exp.train_variant(args.seed, args.level, variant))
+
+
+def _key_value(text: str):
+    import yaml
+
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise LTHError(f"--option {text!r}: expected KEY=VALUE")
+    return key, yaml.safe_load(value)
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="lth", description="Lottery-ticket experiments, one stage per subcommand.")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    f = sub.add_parser("fetch", help="materialise a dataset under the data folder",
+                       description="Generate (mnist1d, digits) or load with torchvision a dataset, stored as tensors.")
+    f.add_argument("dataset")
+    f.add_argument("--data-dir", default="data")
+    f.add_argument("--download", action="store_true", help="let torchvision download missing raw files")
+    f.add_argument("--option", action="append", default=[], metavar="KEY=VALUE", help="generator option (mnist1d)")
+    f.set_defaults(func=cmd_fetch)
+
+    def run_args(sp, level: bool):
+        sp.add_argument("--settings", required=True, help="YAML/JSON settings of one experiment")
+        sp.add_argument("--results", required=True, help="results folder of the experiment, e.g. results/NAME")
+        sp.add_argument("--seed", type=int, required=True)
+        if level:
+            sp.add_argument("--level", type=int, required=True)
+        sp.add_argument("--data-dir", default="data")
+        sp.add_argument("--device", default="auto", help="auto (GPU if visible), cpu, cuda, cuda:N")
+        sp.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
+
+    t = sub.add_parser("train", help="dense training, level 0",
+                       description="Train the dense network from theta_0; save theta_0, theta_k, final weights, metrics.")
+    run_args(t, level=False)
+    t.set_defaults(func=cmd_train)
+
+    pr = sub.add_parser("prune", help="one pruning round: the mask of level L",
+                        description="Prune the previous level's trained weights of a chain to get level L's mask.")
+    run_args(pr, level=True)
+    pr.add_argument("--chain", action="append", choices=["ticket", "lr_rewind", "finetune"],
+                    help="mask chain (repeatable; default: ticket)")
+    pr.set_defaults(func=cmd_prune)
+
+    r = sub.add_parser("retrain", help="train variants at level L",
+                       description="Train variants (ticket, reinit, random_prune, lr_rewind, finetune) at level L.")
+    run_args(r, level=True)
+    r.add_argument("--variant", action="append", required=True,
+                   choices=["ticket", "reinit", "random_prune", "lr_rewind", "finetune"], help="repeatable")
+    r.set_defaults(func=cmd_retrain)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    if getattr(args, "chain", "") is None:
+        args.chain = ["ticket"]
+    try:
+        args.func(args)
+    except LTHError as exc:
+        print(f"lth: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("lth: interrupted", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,343 @@
+"""Datasets as tensors: fetch once into a safetensors file, then load with a seeded validation split.
+
+Two stages, so that training jobs stay cheap to start:
+- `fetch` materialises a dataset (generates it, or reads it through torchvision) into
+  `<data_dir>/<name>[-<options hash>]/tensors.safetensors`. Heavy imports (torchvision, mnist1d,
+  scikit-learn) happen only here, lazily.
+- `load_splits` reads that file only, carves a deterministic validation split out of the training
+  set and normalises with statistics of the remaining training examples (never val or test).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import random
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from safetensors.torch import load_file, save_file
+
+from lth.errors import LTHError
+
+TENSORS_FILE = "tensors.safetensors"
+_KEYS = ("x_train", "y_train", "x_test", "y_test")
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    name: str
+    num_classes: int
+    input_shape: tuple[int, ...]
+    augment: bool  # standard crop+flip augmentation on by default
+    downloadable: bool  # fetched through torchvision (False: generated offline)
+
+
+DATASETS: dict[str, DatasetInfo] = {
+    info.name: info
+    for info in (
+        DatasetInfo("mnist1d", 10, (40,), False, False),
+        DatasetInfo("digits", 10, (1, 8, 8), False, False),
+        DatasetInfo("mnist", 10, (1, 28, 28), False, True),
+        DatasetInfo("fashionmnist", 10, (1, 28, 28), False, True),
+        DatasetInfo("kmnist", 10, (1, 28, 28), False, True),
+        DatasetInfo("cifar10", 10, (3, 32, 32), True, True),
+        DatasetInfo("cifar100", 100, (3, 32, 32), True, True),
+        DatasetInfo("svhn", 10, (3, 32, 32), False, True),
+    )
+}
+
+# torchvision class per downloadable dataset; the value range of each uint8 source.
+_TORCHVISION = {
+    "mnist": "MNIST",
+    "fashionmnist": "FashionMNIST",
+    "kmnist": "KMNIST",
+    "cifar10": "CIFAR10",
+    "cifar100": "CIFAR100",
+    "svhn": "SVHN",
+}
+_PIXEL_MAX = {"digits": 16.0}  # others stored as uint8 use 255
+# mnist1d options that would change the example shape the models are built for.
+_MNIST1D_FIXED = {"final_seq_length", "url"}
+
+
+def dataset_info(name: str) -> DatasetInfo:
+    """The static facts about dataset `name`; LTHError listing the known names otherwise."""
+    try:
+        return DATASETS[name]
+    except (KeyError, TypeError):
+        raise LTHError(f"unknown dataset {name!r}; known datasets: {', '.join(DATASETS)}") from None
+
+
+def _canonical_options(name: str, options: dict | None) -> str | None:
+    """Canonical JSON of `options` (None when there are none), so equal options share a directory."""
+    if not options:
+        return None
+    if not isinstance(options, dict):
+        raise LTHError(f"dataset {name!r}: options must be a mapping, got {options!r}")
+    try:
+        return json.dumps(options, sort_keys=True, separators=(",", ":"))
+    except (TypeError, ValueError) as e:
+        raise LTHError(f"dataset {name!r}: options {options!r} are not JSON-serialisable ({e})") from None
+
+
+def dataset_dir(data_dir, name: str, options: dict | None = None) -> Path:
+    """`data_dir/name`, or `data_dir/name-<hash>` for non-default options, so variants never collide."""
+    dataset_info(name)
+    canon = _canonical_options(name, options)
+    if canon is None:
+        return Path(data_dir) / name
+    return Path(data_dir) / f"{name}-{hashlib.sha256(canon.encode()).hexdigest()[:8]}"
+
+
+def file_sha256(path) -> str:
+    """Hex sha256 of a file, streamed in 1 MiB chunks (dataset files can be large)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+# ---------------------------------------------------------------------------------------- fetch
+
+
+def fetch(name: str, data_dir, *, download: bool = False, options: dict | None = None) -> Path:
+    """Materialise dataset `name` and return its tensors file; a no-op if a valid file is there.
+
+    The file is written under a temporary name and renamed, so a crash never leaves a partial
+    file under the final name.
+    """
+    info = dataset_info(name)
+    if options and name != "mnist1d":
+        raise LTHError(f"dataset {name!r} takes no options, got {options!r}")
+    out_dir = dataset_dir(data_dir, name, options)
+    path = out_dir / TENSORS_FILE
+    if path.exists():
+        try:
+            _read_tensors(path, info)
+            return path
+        except LTHError:
+            pass  # corrupt or stale: rebuild it below
+    if name == "mnist1d":
+        tensors = _make_mnist1d(options or {})
+    elif name == "digits":
+        tensors = _make_digits()
+    else:
+        tensors = _read_torchvision(name, out_dir / "raw", download)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    _write_atomic(tensors, path)
+    return path
+
+
+def _write_atomic(tensors: dict[str, torch.Tensor], path: Path) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        save_file({k: v.contiguous() for k, v in tensors.items()}, tmp)
+        with open(tmp, "rb") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _make_mnist1d(options: dict) -> dict[str, torch.Tensor]:
+    """Generate MNIST-1D offline with the authors' generator (never `get_dataset`: it downloads)."""
+    import numpy as np
+    from mnist1d.data import get_dataset_args, make_dataset
+
+    args = get_dataset_args()
+    for key, value in options.items():
+        if key not in vars(args) or key in _MNIST1D_FIXED:
+            allowed = sorted(set(vars(args)) - _MNIST1D_FIXED)
+            raise LTHError(f"dataset 'mnist1d': unknown or unsupported option {key!r}; allowed: {', '.join(allowed)}")
+        setattr(args, key, value)
+    # make_dataset reseeds the global `random` and numpy generators: keep callers' streams intact.
+    py_state, np_state = random.getstate(), np.random.get_state()
+    try:
+        data = make_dataset(args)
+    except Exception as e:
+        raise LTHError(f"dataset 'mnist1d': generation failed with options {options!r}: {e}") from e
+    finally:
+        random.setstate(py_state)
+        np.random.set_state(np_state)
+    return {
+        "x_train": torch.as_tensor(data["x"], dtype=torch.float32),
+        "y_train": torch.as_tensor(data["y"], dtype=torch.int64),
+        "x_test": torch.as_tensor(data["x_test"], dtype=torch.float32),
+        "y_test": torch.as_tensor(data["y_test"], dtype=torch.int64),
+    }
+
+
+def _make_digits() -> dict[str, torch.Tensor]:
+    """scikit-learn's bundled 8x8 digits; a fixed 360-example test split (seeded permutation, seed 0)."""
+    from sklearn.datasets import load_digits
+
+    d = load_digits()
+    x = torch.as_tensor(d.images).round().to(torch.uint8).unsqueeze(1)  # (N, 1, 8, 8), values 0..16
+    y = torch.as_tensor(d.target, dtype=torch.int64)
+    perm = torch.randperm(len(y), generator=torch.Generator().manual_seed(0))
+    test, train = perm[:360].sort().values, perm[360:].sort().values
+    return {"x_train": x[train], "y_train": y[train], "x_test": x[test], "y_test": y[test]}
+
+
+def _read_torchvision(name: str, raw: Path, download: bool) -> dict[str, torch.Tensor]:
+    """Read (optionally download) the raw files with torchvision's own class, integrity checks included."""
+    import numpy as np
+    import torchvision.datasets as tvd
+
+    cls = getattr(tvd, _TORCHVISION[name])
+    splits = {}
+    for split in ("train", "test"):
+        kwargs = {"split": split} if name == "svhn" else {"train": split == "train"}
+        try:
+            ds = cls(root=str(raw), download=download, **kwargs)
+        except (RuntimeError, OSError) as e:
+            if download:
+                raise LTHError(f"dataset {name!r}: download into {raw} failed: {e}") from e
+            raise LTHError(
+                f"dataset {name!r}: raw files not found or corrupted under {raw}; "
+                f"run `lth fetch {name} --download` to download them ({e})"
+            ) from e
+        if name == "svhn":
+            x, y = torch.from_numpy(np.ascontiguousarray(ds.data)), torch.as_tensor(ds.labels)
+        elif name.startswith("cifar"):
+            x, y = torch.from_numpy(ds.data).permute(0, 3, 1, 2), torch.as_tensor(ds.targets)
+        else:
+            x, y = ds.data.unsqueeze(1), ds.targets
+        splits[f"x_{split}"] = x.to(torch.uint8).contiguous()
+        splits[f"y_{split}"] = y.to(torch.int64).contiguous()
+    return splits
+
+
+# ---------------------------------------------------------------------------------------- load
+
+
+@dataclass
+class Splits:
+    info: DatasetInfo
+    x_train: torch.Tensor
+    y_train: torch.Tensor
+    x_val: torch.Tensor
+    y_val: torch.Tensor
+    x_test: torch.Tensor
+    y_test: torch.Tensor
+
+
+def _read_tensors(path: Path, info: DatasetInfo) -> dict[str, torch.Tensor]:
+    """Load and validate a tensors file; any problem is an LTHError naming the file."""
+    try:
+        t = load_file(str(path))
+    except Exception as e:
+        raise LTHError(
+            f"dataset {info.name!r}: cannot read {path} ({e}); delete it and run `lth fetch {info.name}`"
+        ) from e
+    if set(t) != set(_KEYS):
+        raise LTHError(f"dataset {info.name!r}: {path} has keys {sorted(t)}, expected {list(_KEYS)}")
+    x_dtype = torch.float32 if info.name == "mnist1d" else torch.uint8
+    for split in ("train", "test"):
+        x, y = t[f"x_{split}"], t[f"y_{split}"]
+        if tuple(x.shape[1:]) != info.input_shape or x.dtype != x_dtype:
+            raise LTHError(
+                f"dataset {info.name!r}: {path} has x_{split} {x.dtype} {tuple(x.shape)}, "
+                f"expected {x_dtype} (N, {', '.join(map(str, info.input_shape))})"
+            )
+        if y.dtype != torch.int64 or y.shape != (x.shape[0],):
+            raise LTHError(
+                f"dataset {info.name!r}: {path} has y_{split} {y.dtype} {tuple(y.shape)}, "
+                f"expected int64 ({x.shape[0]},)"
+            )
+        if len(y) and (int(y.min()) < 0 or int(y.max()) >= info.num_classes):
+            raise LTHError(f"dataset {info.name!r}: {path} has y_{split} labels outside 0..{info.num_classes - 1}")
+    return t
+
+
+def load_splits(
+    name: str,
+    data_dir,
+    *,
+    val_size: int,
+    split_seed: int = 0,
+    options: dict | None = None,
+    device="cpu",
+) -> Splits:
+    """Train/val/test tensors, float32 normalised, labels int64, from the fetched tensors file.
+
+    The validation set is `val_size` training examples chosen by a permutation seeded with
+    `split_seed` (both parts keep their original order). Normalisation statistics come from the
+    remaining training examples only, so validation and test stay unseen.
+    """
+    info = dataset_info(name)
+    path = dataset_dir(data_dir, name, options) / TENSORS_FILE
+    if not path.is_file():
+        _canonical_options(name, options)  # a bad options value is reported as such
+        opts = "".join(f" --option {k}={json.dumps(v)}" for k, v in sorted((options or {}).items()))
+        raise LTHError(f"dataset {name!r}: {path} not found; run `lth fetch {name}{opts}` first")
+    t = _read_tensors(path, info)
+    n = len(t["y_train"])
+    if isinstance(val_size, bool) or not isinstance(val_size, int) or not 0 <= val_size < n:
+        raise LTHError(f"dataset {name!r}: val_size={val_size!r} must be an integer in [0, {n}) (training set: {n})")
+    if isinstance(split_seed, bool) or not isinstance(split_seed, int):
+        raise LTHError(f"dataset {name!r}: split_seed={split_seed!r} must be an integer")
+
+    perm = torch.randperm(n, generator=torch.Generator().manual_seed(split_seed))
+    val_idx, train_idx = perm[:val_size].sort().values, perm[val_size:].sort().values
+
+    def prep(x: torch.Tensor) -> torch.Tensor:
+        x = x.to(device)
+        if x.dtype == torch.uint8:
+            return x.float() / _PIXEL_MAX.get(name, 255.0)
+        return x.float()
+
+    x_train, x_val, x_test = prep(t["x_train"][train_idx]), prep(t["x_train"][val_idx]), prep(t["x_test"])
+    if x_train.dim() == 4:  # images: per-channel statistics
+        mean = x_train.mean(dim=(0, 2, 3), keepdim=True)[0]
+        std = x_train.std(dim=(0, 2, 3), keepdim=True)[0]
+    else:  # mnist1d: one scalar
+        mean, std = x_train.mean(), x_train.std()
+    std = std.clamp_min(1e-8)  # a constant channel must not turn into NaNs
+    return Splits(
+        info=info,
+        x_train=(x_train - mean) / std,
+        y_train=t["y_train"][train_idx].to(device),
+        x_val=(x_val - mean) / std,
+        y_val=t["y_train"][val_idx].to(device),
+        x_test=(x_test - mean) / std,
+        y_test=t["y_test"].to(device),
+    )
+
+
+# ---------------------------------------------------------------------------------------- augment
+
+
+def augment_batch(x: torch.Tensor, generator: torch.Generator, padding: int = 4) -> torch.Tensor:
+    """Random crop (zero padding of `padding` pixels) + horizontal flip (p=0.5) of an (N,C,H,W) batch.
+
+    Vectorised: pad once, then gather every example's window with per-example row/column
+    indices (flipped columns for flipped examples). The random draws (row offsets, column
+    offsets, flips, in that order) come from `generator` alone, so a seeded generator makes
+    the augmentation reproducible.
+    """
+    if x.dim() != 4:
+        raise ValueError(f"augment_batch expects an (N, C, H, W) tensor, got shape {tuple(x.shape)}")
+    n, c, h, w = x.shape
+    gdev = generator.device
+    dy = torch.randint(0, 2 * padding + 1, (n,), generator=generator, device=gdev).to(x.device)
+    dx = torch.randint(0, 2 * padding + 1, (n,), generator=generator, device=gdev).to(x.device)
+    flip = (torch.rand(n, generator=generator, device=gdev) < 0.5).to(x.device)
+    padded = F.pad(x, (padding, padding, padding, padding))
+    rows = dy[:, None] + torch.arange(h, device=x.device)  # (N, H)
+    cols = dx[:, None] + torch.arange(w, device=x.device)  # (N, W)
+    cols = torch.where(flip[:, None], cols.flip(1), cols)
+    return padded[
+        torch.arange(n, device=x.device)[:, None, None, None],
+        torch.arange(c, device=x.device)[None, :, None, None],
+        rows[:, None, :, None],
+        cols[:, None, None, :],
+    ]

@@ -1,0 +1,57 @@
+"""Where every artifact of an experiment lives: the one place that knows the paths.
+
+    <root>/settings.json                       resolved settings of the experiment
+    <root>/seed<S>/level<LL>/<variant>/        one training run
+        mask.safetensors   the mask trained under (level 0: all ones)
+        final.safetensors  trained weights
+        metrics.json       curves, summary, provenance
+        init.safetensors, rewind.safetensors   (dense only) theta_0 and theta_k
+
+Level 0 holds the variant "dense". Level L >= 1 of a chain reads level L-1 of the same chain.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from lth.settings import CHAIN_OF
+
+DENSE = "dense"
+
+
+@dataclass(frozen=True)
+class Layout:
+    root: Path
+
+    def __post_init__(self):
+        object.__setattr__(self, "root", Path(self.root))
+
+    @property
+    def settings(self) -> Path:
+        return self.root / "settings.json"
+
+    def run_dir(self, seed: int, level: int, variant: str) -> Path:
+        return self.root / f"seed{seed}" / f"level{level:02d}" / variant
+
+    def mask(self, seed: int, level: int, variant: str) -> Path:
+        return self.run_dir(seed, level, variant) / "mask.safetensors"
+
+    def final(self, seed: int, level: int, variant: str) -> Path:
+        return self.run_dir(seed, level, variant) / "final.safetensors"
+
+    def metrics(self, seed: int, level: int, variant: str) -> Path:
+        return self.run_dir(seed, level, variant) / "metrics.json"
+
+    def checkpoint(self, seed: int, level: int, variant: str) -> Path:
+        return self.run_dir(seed, level, variant) / "resume.pt"
+
+    def init(self, seed: int) -> Path:
+        return self.run_dir(seed, 0, DENSE) / "init.safetensors"
+
+    def rewind(self, seed: int) -> Path:
+        return self.run_dir(seed, 0, DENSE) / "rewind.safetensors"
+
+    def previous(self, seed: int, level: int, variant: str) -> tuple[int, str]:
+        """(level, variant) of the run whose trained weights level `level` of this variant's chain prunes."""
+        return (0, DENSE) if level == 1 else (level - 1, CHAIN_OF[variant])

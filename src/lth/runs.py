@@ -1,0 +1,208 @@
+"""The stage jobs of one experiment: dense training, a pruning round, retraining a variant.
+
+Variant semantics (DESIGN.md stage 4), all with the same budget of T-k iterations, k..T:
+  ticket        theta_k under the chain's mask, schedule resumed at k
+  reinit        the ticket's mask on a fresh init (another seed)           - the LTH control
+  random_prune  a random mask with the ticket's per-layer counts, on theta_k
+  lr_rewind     previous level's final weights under the chain's mask, schedule rewound to k
+  finetune      previous level's final weights under the chain's mask, at the final learning rate
+"""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import torch
+
+import lth
+from lth import artifacts, masks
+from lth.errors import LTHError
+from lth.layout import DENSE, Layout
+from lth.pruning import prune, random_with_counts
+from lth.seeding import derive_seed
+from lth.settings import CHAIN_OF, settings_hash
+from lth.training import Segment, lr_at, train
+
+
+def pick_device(requested: str = "auto") -> torch.device:
+    """The GPU when one is visible (and not refused), the CPU otherwise."""
+    if requested == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if requested.startswith("cuda") and not torch.cuda.is_available():
+        raise LTHError(f"--device {requested}: no CUDA device is visible")
+    return torch.device(requested)
+
+
+def run_fingerprint(settings: dict[str, Any]) -> str:
+    """Hash of the settings that determine a run's results (not which seeds/levels/variants exist)."""
+    core = {k: v for k, v in settings.items() if k not in ("seeds", "variants", "reference")}
+    core["pruning"] = {k: v for k, v in settings["pruning"].items() if k != "levels"}
+    return settings_hash(core)
+
+
+@dataclass
+class Experiment:
+    """One experiment's settings, results folder, data and device: what every stage job needs."""
+
+    settings: dict[str, Any]
+    layout: Layout
+    data_dir: Path = Path("data")
+    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
+
+    def __post_init__(self):
+        self.fingerprint = run_fingerprint(self.settings)
+        self._claim_results_folder()
+
+    def _claim_results_folder(self) -> None:
+        """Record the settings beside the results; refuse to mix runs of other settings into them."""
+        path = self.layout.settings
+        if path.exists():
+            old = artifacts.read_json(path)
+            if old.get("fingerprint") != self.fingerprint:
+                raise LTHError(
+                    f"{self.layout.root} holds results of other settings (fingerprint {old.get('fingerprint')} "
+                    f"there, {self.fingerprint} now): use another experiment name or delete that folder"
+                )
+        artifacts.write_json(path, {"fingerprint": self.fingerprint, "settings": self.settings})
+
+    @cached_property
+    def splits(self):
+        from lth.datasets import load_splits
+
+        d = self.settings["dataset"]
+        return load_splits(d["name"], self.data_dir, val_size=d["val_size"], split_seed=d["split_seed"],
+                           options=d["options"] or None, device=self.device)
+
+    @cached_property
+    def provenance(self) -> dict[str, Any]:
+        from lth.datasets import dataset_dir, file_sha256
+
+        d = self.settings["dataset"]
+        data_file = dataset_dir(self.data_dir, d["name"], d["options"] or None) / "tensors.safetensors"
+        return {"lth_version": lth.__version__, "torch_version": torch.__version__, "git_commit": git_commit(),
+                "dataset_sha256": file_sha256(data_file), "device": str(self.device),
+                "settings_fingerprint": self.fingerprint}
+
+    def new_model(self, seed: int) -> torch.nn.Module:
+        from lth.models import build_model
+
+        m, info = self.settings["model"], self.splits.info
+        return build_model(m["name"], info.input_shape, info.num_classes, seed=seed, **m["options"]).to(self.device)
+
+    @property
+    def augment(self) -> bool:
+        flag = self.settings["training"]["augment"]
+        return self.splits.info.augment if flag is None else flag
+
+    def kinds(self, model) -> dict[str, str]:
+        return masks.layer_kinds(model, self.settings["pruning"]["exclude"])
+
+    def _segment(self, seed: int, level: int, variant: str, start: int, lr) -> Segment:
+        return Segment(start=start, stop=self.settings["training"]["iterations"], lr=lr,
+                       data_seed=derive_seed(seed, "data"),
+                       checkpoint=self.layout.checkpoint(seed, level, variant),
+                       fingerprint=f"{self.fingerprint}/{seed}/{level}/{variant}",
+                       label=f"seed {seed} level {level} {variant}")
+
+    def _finish(self, seed, level, variant, model, mask, result, started) -> dict[str, Any]:
+        """Write the run's outputs (metrics last: its presence means the run is complete)."""
+        record = {"seed": seed, "level": level, "variant": variant,
+                  "weights_remaining": masks.density(mask), "layer_density": masks.layer_density(mask),
+                  "curves": result["curves"],
+                  "summary": {**result["summary"], "wall_seconds": time.perf_counter() - started},
+                  "provenance": self.provenance}
+        artifacts.save_tensors(self.layout.mask(seed, level, variant), mask)
+        artifacts.save_tensors(self.layout.final(seed, level, variant), model.state_dict())
+        artifacts.write_json(self.layout.metrics(seed, level, variant), record)
+        self.layout.checkpoint(seed, level, variant).unlink(missing_ok=True)
+        return record
+
+    # --- stage 2: dense training ------------------------------------------------------------
+    def train_dense(self, seed: int) -> dict[str, Any]:
+        """Level 0 from theta_0 (seeded by `seed`), saving theta_0, theta_k and the final weights."""
+        started = time.perf_counter()
+        k = self.settings["rewind_iteration"]
+        model = self.new_model(seed)
+        artifacts.save_tensors(self.layout.init(seed), model.state_dict())
+        if k == 0:
+            artifacts.save_tensors(self.layout.rewind(seed), model.state_dict())
+        mask = masks.full_mask(model, self.settings["pruning"]["exclude"])
+        seg = self._segment(seed, 0, DENSE, 0, lambda t: lr_at(self.settings["training"], t))
+        if k > 0:
+            seg.snapshot_at = k
+            seg.on_snapshot = lambda m: artifacts.save_tensors(self.layout.rewind(seed), m.state_dict())
+        result = train(model, mask, self.splits, self.settings["training"], seg, augment=self.augment)
+        return self._finish(seed, 0, DENSE, model, mask, result, started)
+
+    # --- stage 3: pruning -------------------------------------------------------------------
+    def prune_level(self, seed: int, level: int, chain: str) -> masks.Mask:
+        """Mask of level `level` of `chain`: the previous level's trained weights, pruned once more."""
+        if level < 1:
+            raise LTHError(f"level {level}: pruning starts at level 1")
+        prev_level, prev_variant = self.layout.previous(seed, level, chain)
+        weights = artifacts.load_tensors(self.layout.final(seed, prev_level, prev_variant))
+        old = artifacts.load_tensors(self.layout.mask(seed, prev_level, prev_variant))
+        model = self.new_model(seed)
+        masks.check_mask(model, old, str(self.layout.mask(seed, prev_level, prev_variant)))
+        p = self.settings["pruning"]
+        new = prune(p["strategy"], weights, old, self.kinds(model), p["rates"], p["global_rate"])
+        artifacts.save_tensors(self.layout.mask(seed, level, chain), new)
+        return new
+
+    # --- stage 4: retraining with rewinding ------------------------------------------------
+    def start_state(self, seed: int, level: int, variant: str):
+        """(model at its starting weights, mask, first iteration, lr function) of a variant's run."""
+        training = self.settings["training"]
+        k, T = self.settings["rewind_iteration"], training["iterations"]
+        chain = CHAIN_OF.get(variant)
+        if chain is None or level < 1:
+            raise LTHError(f"variant '{variant}' at level {level}: variants are "
+                           f"{', '.join(CHAIN_OF)} at levels >= 1")
+        mask_path = self.layout.mask(seed, level, chain)
+        mask = artifacts.load_tensors(mask_path)
+        model = self.new_model(seed)
+        masks.check_mask(model, mask, str(mask_path))
+        schedule = lambda t: lr_at(training, t)  # noqa: E731
+        if variant in ("ticket", "random_prune"):
+            artifacts.load_weights(model, self.layout.rewind(seed))
+        elif variant == "reinit":
+            model = self.new_model(derive_seed(seed, "reinit", level))
+        else:  # lr_rewind, finetune: continue from the previous level's trained weights
+            artifacts.load_weights(model, self.layout.final(seed, *self.layout.previous(seed, level, chain)))
+        if variant == "random_prune":
+            g = torch.Generator().manual_seed(derive_seed(seed, "random_prune", level))
+            mask = random_with_counts(mask, masks.counts(mask), g)
+        if variant == "finetune":
+            final_lr = lr_at(training, T - 1)
+            schedule = lambda t: final_lr  # noqa: E731
+        masks.apply_mask(model, mask)
+        return model, mask, k, schedule
+
+    def train_variant(self, seed: int, level: int, variant: str) -> dict[str, Any]:
+        started = time.perf_counter()
+        model, mask, start, schedule = self.start_state(seed, level, variant)
+        seg = self._segment(seed, level, variant, start, schedule)
+        result = train(model, mask, self.splits, self.settings["training"], seg, augment=self.augment)
+        return self._finish(seed, level, variant, model, mask, result, started)
+
+
+_GIT_COMMIT: str | None = None
+
+
+def git_commit() -> str:
+    """Commit of the working directory's repository ("unknown" outside one; "+dirty" if modified)."""
+    global _GIT_COMMIT
+    if _GIT_COMMIT is None:
+        try:
+            sha = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10).stdout.strip()
+            dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True,
+                                   text=True, timeout=10).stdout.strip()
+            _GIT_COMMIT = (sha + ("+dirty" if dirty else "")) if sha else "unknown"
+        except (OSError, subprocess.SubprocessError):
+            _GIT_COMMIT = "unknown"
+    return _GIT_COMMIT
