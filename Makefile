@@ -1,0 +1,25 @@
+# Two entry points: `make run` (the main job on the default config) and `make test`.
+# Each installs what it needs on first use: uv (from PyPI) and the locked environment (.venv).
+UV := python3 -m uv
+VENV := .venv/.synced
+
+.PHONY: run test test-quick setup clean
+setup: $(VENV)
+
+$(VENV): pyproject.toml uv.lock
+	@python3 -m uv --version >/dev/null 2>&1 || python3 -m pip install --quiet --disable-pip-version-check uv
+	$(UV) sync --frozen
+	@touch $@
+
+run: $(VENV)
+	$(UV) run --frozen lth fetch mnist1d
+	$(UV) run --frozen lth train --settings config/demo.yaml --results results/demo --seed 0
+
+test: $(VENV)
+	$(UV) run --frozen pytest
+
+test-quick: $(VENV)
+	$(UV) run --frozen pytest -m "not slow"
+
+clean:
+	rm -rf .venv .snakemake results reports
