@@ -12,8 +12,7 @@ $(VENV): pyproject.toml uv.lock
 	@touch $@
 
 run: $(VENV)
-	$(UV) run --frozen lth fetch mnist1d
-	$(UV) run --frozen lth train --settings config/demo.yaml --results results/demo --seed 0
+	$(UV) run --frozen snakemake --cores all
 
 test: $(VENV)
 	$(UV) run --frozen pytest

@@ -1,18 +1,13 @@
 """Reading and writing run artifacts: atomically, and without unpickling arbitrary objects.
 
 Weights and masks are safetensors files; metrics are JSON; the resume checkpoint (model +
-optimiser state) is a torch file read back with `weights_only=True`. Every write goes to a
-temporary file in the same folder and is renamed into place, so a crash never leaves a
-half-written file under the final name.
+optimiser state) is a torch file read back with `weights_only=True`. Every write is atomic
+(`lth.files.atomic_path`).
 """
 
 from __future__ import annotations
 
-import json
-import os
-import tempfile
 from collections.abc import Mapping
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -20,21 +15,7 @@ import torch
 from torch import nn
 
 from lth.errors import LTHError
-
-
-@contextmanager
-def atomic_path(path: str | Path):
-    """Yield a temporary path beside `path`; rename it onto `path` only if the block succeeds."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        yield Path(tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+from lth.files import atomic_path
 
 
 def save_tensors(path: str | Path, tensors: Mapping[str, torch.Tensor]) -> None:
@@ -73,21 +54,6 @@ def load_weights(model: nn.Module, path: str | Path) -> None:
             raise LTHError(f"{path}: weights do not fit model {type(model).__name__}: '{key}' has shape "
                            f"{tuple(value.shape)}, the model needs {tuple(own[key].shape)}")
     model.load_state_dict(state)
-
-
-def write_json(path: str | Path, obj: Any) -> None:
-    with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(obj, indent=1, sort_keys=True, allow_nan=True) + "\n")
-
-
-def read_json(path: str | Path) -> Any:
-    path = Path(path)
-    try:
-        return json.loads(path.read_text())
-    except FileNotFoundError:
-        raise LTHError(f"file not found: {path}") from None
-    except json.JSONDecodeError as exc:
-        raise LTHError(f"{path}: corrupted JSON ({exc})") from None
 
 
 def save_checkpoint(path: str | Path, state: dict[str, Any]) -> None:

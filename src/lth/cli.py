@@ -60,6 +60,31 @@ def cmd_retrain(args) -> None:
         _report(exp.train_variant(args.seed, args.level, variant))
 
 
+def cmd_claim(args) -> None:
+    import json
+
+    from lth import settings
+
+    try:
+        raw = json.loads(args.settings_json)
+    except json.JSONDecodeError as exc:
+        raise LTHError(f"--settings-json: not valid JSON ({exc})") from None
+    settings.claim_results_folder(Path(args.results), settings.resolve(raw, where="--settings-json"))
+    print(Path(args.results) / "settings.json")
+
+
+def cmd_level(args) -> None:
+    exp = _experiment(args)
+    for record in exp.train_level(args.seed, args.level, args.chain, args.variant).values():
+        _report(record)
+
+
+def cmd_summarize(args) -> None:
+    from lth.summary import write_summary
+
+    print(write_summary(args.experiment, Path(args.results), args.seeds, args.levels, args.variants))
+
+
 def _key_value(text: str):
     import yaml
 
@@ -109,6 +134,31 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("--variant", action="append", required=True,
                    choices=["ticket", "reinit", "random_prune", "lr_rewind", "finetune"], help="repeatable")
     r.set_defaults(func=cmd_retrain)
+
+    lv = sub.add_parser("level", help="one IMP round of a chain: prune, then train its variants (one process)",
+                        description="Prune level L's mask of a chain and train the chain's variants at level L; "
+                                    "variants finished before an interruption are kept.")
+    run_args(lv, level=True)
+    lv.add_argument("--chain", required=True, choices=["ticket", "lr_rewind", "finetune"])
+    lv.add_argument("--variant", action="append", required=True,
+                    choices=["ticket", "reinit", "random_prune", "lr_rewind", "finetune"], help="repeatable")
+    lv.set_defaults(func=cmd_level)
+
+    c = sub.add_parser("claim", help="record an experiment's settings in its results folder",
+                       description="Write RESULTS/settings.json (the settings that determine the runs), or check "
+                                   "that the folder already holds runs of the same settings.")
+    c.add_argument("--results", required=True)
+    c.add_argument("--settings-json", required=True, help="the experiment's settings as JSON")
+    c.set_defaults(func=cmd_claim)
+
+    sm = sub.add_parser("summarize", help="summary.csv and layer_density.csv of an experiment",
+                        description="Tabulate every run (seed x level x variant) of an experiment.")
+    sm.add_argument("--experiment", required=True)
+    sm.add_argument("--results", required=True)
+    sm.add_argument("--seeds", type=int, nargs="+", required=True)
+    sm.add_argument("--levels", type=int, required=True)
+    sm.add_argument("--variants", nargs="+", required=True)
+    sm.set_defaults(func=cmd_summarize)
     return p
 
 

@@ -6,6 +6,7 @@
         final.safetensors  trained weights
         metrics.json       curves, summary, provenance
         init.safetensors, rewind.safetensors   (dense only) theta_0 and theta_k
+    <root>/seed<S>/level<LL>/<chain>.json      marks a finished level job of a mask chain
 
 Level 0 holds the variant "dense". Level L >= 1 of a chain reads level L-1 of the same chain.
 """
@@ -45,6 +46,10 @@ class Layout:
 
     def checkpoint(self, seed: int, level: int, variant: str) -> Path:
         return self.run_dir(seed, level, variant) / "resume.pt"
+
+    def level_record(self, seed: int, level: int, chain: str) -> Path:
+        """Written when a level job of `chain` is complete: which runs it holds."""
+        return self.root / f"seed{seed}" / f"level{level:02d}" / f"{chain}.json"
 
     def init(self, seed: int) -> Path:
         return self.run_dir(seed, 0, DENSE) / "init.safetensors"

@@ -24,9 +24,10 @@ def layer_kinds(model: nn.Module, exclude: Iterable[str] = ()) -> dict[str, str]
     The output layer is the last Linear of the model: Frankle & Carbin prune it at a lower rate.
     `exclude` names layers (module prefix, e.g. "linear1") or parameters ("linear1.weight").
     """
+    from lth.models import output_layer_name
+
     exclude = set(exclude)
-    linears = [name for name, m in model.named_modules() if isinstance(m, nn.Linear)]
-    output = linears[-1] if linears else None
+    output = output_layer_name(model)
     kinds: dict[str, str] = {}
     for name, module in model.named_modules():
         if isinstance(module, nn.Conv2d):

@@ -25,7 +25,8 @@ from lth.errors import LTHError
 from lth.layout import DENSE, Layout
 from lth.pruning import prune, random_with_counts
 from lth.seeding import derive_seed
-from lth.settings import CHAIN_OF, settings_hash
+from lth.files import read_json, write_json
+from lth.settings import CHAIN_OF, claim_results_folder, fingerprint
 from lth.training import Segment, lr_at, train
 
 
@@ -38,13 +39,6 @@ def pick_device(requested: str = "auto") -> torch.device:
     return torch.device(requested)
 
 
-def run_fingerprint(settings: dict[str, Any]) -> str:
-    """Hash of the settings that determine a run's results (not which seeds/levels/variants exist)."""
-    core = {k: v for k, v in settings.items() if k not in ("seeds", "variants", "reference")}
-    core["pruning"] = {k: v for k, v in settings["pruning"].items() if k != "levels"}
-    return settings_hash(core)
-
-
 @dataclass
 class Experiment:
     """One experiment's settings, results folder, data and device: what every stage job needs."""
@@ -55,20 +49,8 @@ class Experiment:
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
 
     def __post_init__(self):
-        self.fingerprint = run_fingerprint(self.settings)
-        self._claim_results_folder()
-
-    def _claim_results_folder(self) -> None:
-        """Record the settings beside the results; refuse to mix runs of other settings into them."""
-        path = self.layout.settings
-        if path.exists():
-            old = artifacts.read_json(path)
-            if old.get("fingerprint") != self.fingerprint:
-                raise LTHError(
-                    f"{self.layout.root} holds results of other settings (fingerprint {old.get('fingerprint')} "
-                    f"there, {self.fingerprint} now): use another experiment name or delete that folder"
-                )
-        artifacts.write_json(path, {"fingerprint": self.fingerprint, "settings": self.settings})
+        self.fingerprint = fingerprint(self.settings)
+        claim_results_folder(self.layout.root, self.settings)
 
     @cached_property
     def splits(self):
@@ -118,7 +100,7 @@ class Experiment:
                   "provenance": self.provenance}
         artifacts.save_tensors(self.layout.mask(seed, level, variant), mask)
         artifacts.save_tensors(self.layout.final(seed, level, variant), model.state_dict())
-        artifacts.write_json(self.layout.metrics(seed, level, variant), record)
+        write_json(self.layout.metrics(seed, level, variant), record)
         self.layout.checkpoint(seed, level, variant).unlink(missing_ok=True)
         return record
 
@@ -189,6 +171,22 @@ class Experiment:
         seg = self._segment(seed, level, variant, start, schedule)
         result = train(model, mask, self.splits, self.settings["training"], seg, augment=self.augment)
         return self._finish(seed, level, variant, model, mask, result, started)
+
+    def train_level(self, seed: int, level: int, chain: str, variants: list[str]) -> dict[str, Any]:
+        """One IMP round of a chain in one process: prune its mask, train its variants.
+
+        Runs finished before an interruption (their metrics.json exists) are kept, not redone.
+        """
+        self.prune_level(seed, level, chain)
+        records = {}
+        for variant in variants:
+            if CHAIN_OF.get(variant) != chain:
+                raise LTHError(f"variant '{variant}' does not belong to the {chain} chain")
+            done = self.layout.metrics(seed, level, variant)
+            records[variant] = read_json(done) if done.exists() else self.train_variant(seed, level, variant)
+        write_json(self.layout.level_record(seed, level, chain),
+                   {v: str(self.layout.metrics(seed, level, v).relative_to(self.layout.root)) for v in variants})
+        return records
 
 
 _GIT_COMMIT: str | None = None

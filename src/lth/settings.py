@@ -16,11 +16,22 @@ from typing import Any
 import yaml
 
 from lth.errors import LTHError
+from lth.files import read_json, write_json
 
 SCHEMA_PATH = Path(__file__).with_name("schemas") / "experiment.schema.yaml"
 VARIANTS = ("ticket", "reinit", "random_prune", "lr_rewind", "finetune")
 # Chains of masks: each keeps its own across levels; the baselines branch off the ticket chain.
 CHAIN_OF = {"ticket": "ticket", "reinit": "ticket", "random_prune": "ticket", "lr_rewind": "lr_rewind", "finetune": "finetune"}
+
+
+def chains(variants: list[str]) -> dict[str, list[str]]:
+    """Chain -> the variants trained in its level jobs. The ticket chain always trains `ticket`
+    (its weights are what the next level prunes), then the baselines configured beside it."""
+    out: dict[str, list[str]] = {}
+    for v in VARIANTS:
+        if v in variants or (v == "ticket" and any(CHAIN_OF[x] == "ticket" for x in variants)):
+            out.setdefault(CHAIN_OF[v], []).append(v)
+    return out
 
 
 @cache
@@ -86,7 +97,7 @@ def check_consistency(s: dict[str, Any], where: str = "settings") -> None:
 
 
 def load(path: str | Path) -> dict[str, Any]:
-    """Read a YAML/JSON settings file of one experiment and resolve it."""
+    """Read a YAML/JSON settings file of one experiment, or a results folder's settings.json, and resolve it."""
     path = Path(path)
     try:
         raw = yaml.safe_load(path.read_text())
@@ -94,9 +105,46 @@ def load(path: str | Path) -> dict[str, Any]:
         raise LTHError(f"settings file not found: {path}") from None
     except yaml.YAMLError as exc:
         raise LTHError(f"{path}: not valid YAML: {exc}") from None
+    if isinstance(raw, dict) and set(raw) == {"fingerprint", "settings"}:  # written by claim_results_folder
+        raw = raw["settings"]
     return resolve(raw, where=str(path))
 
 
-def settings_hash(settings: dict[str, Any]) -> str:
-    """Short stable hash of resolved settings: detects a changed experiment behind the same name."""
-    return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:12]
+def core(settings: dict[str, Any]) -> dict[str, Any]:
+    """The settings that determine each run's results: not which seeds, levels or variants exist,
+    so adding a seed or a level to an experiment keeps its finished runs."""
+    out = {k: v for k, v in settings.items() if k not in ("seeds", "variants", "reference")}
+    out["pruning"] = {k: v for k, v in settings["pruning"].items() if k != "levels"}
+    return out
+
+
+def fingerprint(settings: dict[str, Any]) -> str:
+    """Short stable hash of `core(settings)`."""
+    return hashlib.sha256(json.dumps(core(settings), sort_keys=True).encode()).hexdigest()[:12]
+
+
+def check_results_folder(root: str | Path, settings: dict[str, Any]) -> bool:
+    """True if `root` already records these settings; False if it records none yet.
+
+    LTHError if it holds runs of other settings: the experiment name was reused after a change,
+    and mixing old and new runs would silently corrupt its summary.
+    """
+    path = Path(root) / "settings.json"
+    if not path.exists():
+        return False
+    old = read_json(path)
+    if old.get("fingerprint") == fingerprint(settings):
+        return True
+    changed = sorted(k for k in set(old.get("settings", {})) | set(core(settings))
+                     if old.get("settings", {}).get(k) != core(settings).get(k))
+    raise LTHError(
+        f"{root} holds results of other settings (changed: {', '.join(changed) or '?'}; fingerprint "
+        f"{old.get('fingerprint')} there, {fingerprint(settings)} now): use another experiment name, "
+        f"or delete {root} to recompute"
+    )
+
+
+def claim_results_folder(root: str | Path, settings: dict[str, Any]) -> None:
+    """Record the settings beside the results (see `check_results_folder`)."""
+    if not check_results_folder(root, settings):
+        write_json(Path(root) / "settings.json", {"fingerprint": fingerprint(settings), "settings": core(settings)})

@@ -23,6 +23,7 @@ from torch import nn
 from lth.artifacts import load_checkpoint, save_checkpoint
 from lth.errors import LTHError
 from lth.masks import Mask, MaskEnforcer, apply_mask
+from lth.optim import Optimizer
 from lth.seeding import derive_seed
 
 EVAL_BATCH = 1000
@@ -34,16 +35,6 @@ def lr_at(training: dict[str, Any], t: int) -> float:
     if t < training["warmup"]:
         lr *= (t + 1) / training["warmup"]
     return lr * training["gamma"] ** sum(1 for m in training["milestones"] if t >= m)
-
-
-def make_optimizer(model: nn.Module, training: dict[str, Any]) -> torch.optim.Optimizer:
-    params = list(model.parameters())
-    if training["optimizer"] == "adam":
-        return torch.optim.Adam(params, lr=training["lr"], weight_decay=training["weight_decay"])
-    if training["optimizer"] == "sgd":
-        return torch.optim.SGD(params, lr=training["lr"], momentum=training["momentum"],
-                               weight_decay=training["weight_decay"], nesterov=training["nesterov"])
-    raise LTHError(f"training.optimizer: unknown optimizer '{training['optimizer']}'")
 
 
 class BatchOrder:
@@ -104,7 +95,7 @@ def train(model: nn.Module, mask: Mask, splits, training: dict[str, Any], seg: S
     device = next(model.parameters()).device
     mask = {k: v.to(device) for k, v in mask.items()}
     apply_mask(model, mask)
-    optimizer = make_optimizer(model, training)
+    optimizer = Optimizer(model.parameters(), training)
     keep_zero = MaskEnforcer(model, mask)
     order = BatchOrder(len(splits.y_train), training["batch_size"], seg.data_seed, device)
     every, ckpt_every = training["eval_every"], training["checkpoint_every"]
@@ -128,17 +119,15 @@ def train(model: nn.Module, mask: Mask, splits, training: dict[str, Any], seg: S
     model.train()
     while t < seg.stop:
         lr = seg.lr(t)
-        for group in optimizer.param_groups:
-            group["lr"] = lr
         idx = order(t)
         xb, yb = splits.x_train[idx], splits.y_train[idx]
         if augment:
             xb = augment_batch(xb, torch.Generator(device=device).manual_seed(derive_seed(seg.data_seed, "aug", t)))
         out = model(xb)
         loss = F.cross_entropy(out, yb)
-        optimizer.zero_grad(set_to_none=True)
+        optimizer.zero_grad()
         loss.backward()
-        optimizer.step()
+        optimizer.step(lr)
         keep_zero()
         loss_sum += loss.detach() * len(yb)
         correct += (out.detach().argmax(1) == yb).sum()

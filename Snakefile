@@ -1,0 +1,30 @@
+# lth: the lottery-ticket DAG. `snakemake --cores all` runs config/config.yaml;
+# `--configfile config/presets/<paper>.yaml` runs a paper preset instead.
+#
+#   fetch -> dense (level 0) -> level L of each mask chain (prune + its variants) -> summary
+#
+# Rules live in workflow/rules/ (one file per stage family); the experiment logic lives in
+# the `lth` package, which each rule calls through its command line.
+
+from snakemake.utils import min_version, validate
+
+min_version("9.0")
+
+
+# A --configfile (a preset) replaces the default config instead of being merged into it, so
+# `--configfile config/presets/X.yaml` runs exactly the preset's experiments.
+if not workflow.overwrite_configfiles:
+
+    configfile: "config/config.yaml"
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/fetch.smk"
+include: "workflow/rules/train.smk"
+include: "workflow/rules/summary.smk"
+
+
+rule all:
+    default_target: True
+    input:
+        [summary_csv(name) for name in EXPERIMENTS],

@@ -1,0 +1,65 @@
+# Config validation and the helpers every rule family uses. Everything here runs when the
+# workflow is parsed, before any job starts: a bad config stops the run naming key and value.
+
+import json
+import sys
+from pathlib import Path
+
+from lth.errors import LTHError
+from lth.layout import DENSE, Layout
+from lth.settings import chains, check_results_folder, resolve
+
+
+def config_error(message):
+    sys.exit(f"lth config error: {message}")
+
+
+validate(config, "../schemas/config.schema.yaml")
+DATA = config["data_dir"]
+RESULTS = config["results_dir"]
+
+EXPERIMENTS = {}
+for _name, _raw in config["experiments"].items():
+    try:
+        EXPERIMENTS[_name] = resolve(_raw, where=f"config: experiments.{_name}")
+        check_results_folder(Path(RESULTS) / _name, EXPERIMENTS[_name])
+    except LTHError as exc:
+        config_error(exc)
+
+
+def settings_of(wildcards):
+    return EXPERIMENTS[wildcards.exp]
+
+
+def layout(exp):
+    return Layout(Path(RESULTS) / exp)
+
+
+def dataset_id(exp):
+    """Folder name of an experiment's dataset under data/ (options make their own folder)."""
+    from lth.datasets import dataset_dir
+
+    d = EXPERIMENTS[exp]["dataset"]
+    return dataset_dir(Path(DATA), d["name"], d["options"] or None).name
+
+
+def dataset_file(wildcards):
+    return f"{DATA}/{dataset_id(wildcards.exp)}/tensors.safetensors"
+
+
+def summary_csv(exp):
+    return f"{RESULTS}/{exp}/summary.csv"
+
+
+def run_flags(wildcards, threads):
+    """Common arguments of the training commands."""
+    return (f"--settings {RESULTS}/{wildcards.exp}/settings.json --results {RESULTS}/{wildcards.exp} "
+            f"--data-dir {DATA} --device {config['device']} --threads {threads}")
+
+
+# Only the folders the config names are wildcard values: no rule matches stray paths.
+wildcard_constraints:
+    exp="|".join(EXPERIMENTS) or "^$",
+    seed=r"\d+",
+    level=r"\d\d",
+    chain="ticket|lr_rewind|finetune",
