@@ -186,3 +186,29 @@ def test_same_seed_is_bitwise_identical_across_processes_and_a_killed_job_resume
     assert finals[0] == finals[1] == finals[2]
     curves = [json.loads(r.metrics(0, 0, "dense").read_text())["curves"] for r in runs]
     assert curves[0] == curves[1] == curves[2]
+
+
+def test_dense_job_killed_after_the_rewind_point_restores_theta_k_on_resume(experiment, monkeypatch):
+    """Snakemake deletes an interrupted job's outputs, theta_k among them: the checkpoint carries it."""
+    import lth.runs
+
+    exp = experiment({"rewind_iteration": 30})
+    reference = experiment({"rewind_iteration": 30})
+    reference.layout = Layout(exp.layout.root.parent / "reference")
+    reference.train_dense(0)
+
+    real_lr_at = lth.runs.lr_at
+
+    def interrupting(training, t):
+        if t == 170:
+            raise KeyboardInterrupt
+        return real_lr_at(training, t)
+
+    monkeypatch.setattr(lth.runs, "lr_at", interrupting)
+    with pytest.raises(KeyboardInterrupt):
+        exp.train_dense(0)
+    monkeypatch.setattr(lth.runs, "lr_at", real_lr_at)
+    exp.layout.rewind(0).unlink()
+    exp.train_dense(0)
+    assert exp.layout.rewind(0).read_bytes() == reference.layout.rewind(0).read_bytes()
+    assert exp.layout.final(0, 0, "dense").read_bytes() == reference.layout.final(0, 0, "dense").read_bytes()

@@ -117,7 +117,7 @@ class Experiment:
         seg = self._segment(seed, 0, DENSE, 0, lambda t: lr_at(self.settings["training"], t))
         if k > 0:
             seg.snapshot_at = k
-            seg.on_snapshot = lambda m: artifacts.save_tensors(self.layout.rewind(seed), m.state_dict())
+            seg.on_snapshot = lambda state: artifacts.save_tensors(self.layout.rewind(seed), state)
         result = train(model, mask, self.splits, self.settings["training"], seg, augment=self.augment)
         return self._finish(seed, 0, DENSE, model, mask, result, started)
 

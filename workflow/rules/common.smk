@@ -14,15 +14,20 @@ def config_error(message):
     sys.exit(f"lth config error: {message}")
 
 
+# Experiments first, with lth's one-line messages; then the whole config with Snakemake's
+# validator (top-level keys and defaults), against the schema that includes the same file.
+EXPERIMENTS = {}
+for _name, _raw in (config.get("experiments") or {}).items():
+    try:
+        EXPERIMENTS[_name] = resolve(_raw, where=f"config: experiments.{_name}")
+    except LTHError as exc:
+        config_error(exc)
 validate(config, "../schemas/config.schema.yaml")
 DATA = config["data_dir"]
 RESULTS = config["results_dir"]
-
-EXPERIMENTS = {}
-for _name, _raw in config["experiments"].items():
+for _name, _settings in EXPERIMENTS.items():
     try:
-        EXPERIMENTS[_name] = resolve(_raw, where=f"config: experiments.{_name}")
-        check_results_folder(Path(RESULTS) / _name, EXPERIMENTS[_name])
+        check_results_folder(Path(RESULTS) / _name, _settings)
     except LTHError as exc:
         config_error(exc)
 
