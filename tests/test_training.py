@@ -212,3 +212,20 @@ def test_dense_job_killed_after_the_rewind_point_restores_theta_k_on_resume(expe
     exp.train_dense(0)
     assert exp.layout.rewind(0).read_bytes() == reference.layout.rewind(0).read_bytes()
     assert exp.layout.final(0, 0, "dense").read_bytes() == reference.layout.final(0, 0, "dense").read_bytes()
+
+
+def test_augmented_training_of_a_conv_net_is_deterministic(data_dir, experiment):
+    from lth.datasets import fetch
+
+    fetch("digits", data_dir)
+    changes = {"dataset": {"name": "digits", "val_size": 200}, "model": {"name": "conv2", "options": {}},
+               "training": {"iterations": 20, "eval_every": 10, "batch_size": 32, "augment": True},
+               "pruning": {"rates": {"conv": 0.1, "fc": 0.2, "output": 0.1}}}
+    finals = []
+    for name in ("a", "b"):
+        exp = experiment(changes)
+        exp.layout = Layout(exp.layout.root.parent / name)
+        assert exp.augment
+        exp.train_dense(0)
+        finals.append(exp.layout.final(0, 0, "dense").read_bytes())
+    assert finals[0] == finals[1]

@@ -106,7 +106,11 @@ def parser() -> argparse.ArgumentParser:
     f.add_argument("--option", action="append", default=[], metavar="KEY=VALUE", help="generator option (mnist1d)")
     f.set_defaults(func=cmd_fetch)
 
-    def run_args(sp, level: bool):
+    from lth.settings import CHAIN_OF, VARIANTS
+
+    chains = sorted(set(CHAIN_OF.values()))
+
+    def run_args(sp, level: bool, variants: bool = False):
         sp.add_argument("--settings", required=True, help="YAML/JSON settings of one experiment")
         sp.add_argument("--results", required=True, help="results folder of the experiment, e.g. results/NAME")
         sp.add_argument("--seed", type=int, required=True)
@@ -115,6 +119,8 @@ def parser() -> argparse.ArgumentParser:
         sp.add_argument("--data-dir", default="data")
         sp.add_argument("--device", default="auto", help="auto (GPU if visible), cpu, cuda, cuda:N")
         sp.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
+        if variants:
+            sp.add_argument("--variant", action="append", required=True, choices=VARIANTS, help="repeatable")
 
     t = sub.add_parser("train", help="dense training, level 0",
                        description="Train the dense network from theta_0; save theta_0, theta_k, final weights, metrics.")
@@ -124,24 +130,20 @@ def parser() -> argparse.ArgumentParser:
     pr = sub.add_parser("prune", help="one pruning round: the mask of level L",
                         description="Prune the previous level's trained weights of a chain to get level L's mask.")
     run_args(pr, level=True)
-    pr.add_argument("--chain", action="append", choices=["ticket", "lr_rewind", "finetune"],
+    pr.add_argument("--chain", action="append", choices=chains,
                     help="mask chain (repeatable; default: ticket)")
     pr.set_defaults(func=cmd_prune)
 
     r = sub.add_parser("retrain", help="train variants at level L",
                        description="Train variants (ticket, reinit, random_prune, lr_rewind, finetune) at level L.")
-    run_args(r, level=True)
-    r.add_argument("--variant", action="append", required=True,
-                   choices=["ticket", "reinit", "random_prune", "lr_rewind", "finetune"], help="repeatable")
+    run_args(r, level=True, variants=True)
     r.set_defaults(func=cmd_retrain)
 
     lv = sub.add_parser("level", help="one IMP round of a chain: prune, then train its variants (one process)",
                         description="Prune level L's mask of a chain and train the chain's variants at level L; "
                                     "variants finished before an interruption are kept.")
-    run_args(lv, level=True)
-    lv.add_argument("--chain", required=True, choices=["ticket", "lr_rewind", "finetune"])
-    lv.add_argument("--variant", action="append", required=True,
-                    choices=["ticket", "reinit", "random_prune", "lr_rewind", "finetune"], help="repeatable")
+    run_args(lv, level=True, variants=True)
+    lv.add_argument("--chain", required=True, choices=chains)
     lv.set_defaults(func=cmd_level)
 
     c = sub.add_parser("claim", help="record an experiment's settings in its results folder",

@@ -125,7 +125,8 @@ def train(model: nn.Module, mask: Mask, splits, training: dict[str, Any], seg: S
         idx = order(t)
         xb, yb = splits.x_train[idx], splits.y_train[idx]
         if augment:
-            xb = augment_batch(xb, torch.Generator(device=device).manual_seed(derive_seed(seg.data_seed, "aug", t)))
+            # a CPU generator: the same crops and flips whatever the device
+            xb = augment_batch(xb, torch.Generator().manual_seed(derive_seed(seg.data_seed, "aug", t)))
         out = model(xb)
         loss = F.cross_entropy(out, yb)
         optimizer.zero_grad()
