@@ -22,9 +22,11 @@ include: "workflow/rules/common.smk"
 include: "workflow/rules/fetch.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/summary.smk"
+include: "workflow/rules/tracking.smk"
 
 
 rule all:
     default_target: True
     input:
         [summary_csv(name) for name in EXPERIMENTS],
+        [f"{RESULTS}/{name}/mlflow-logged.txt" for name in EXPERIMENTS if TRACKING_URI],

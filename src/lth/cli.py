@@ -23,7 +23,7 @@ def _experiment(args):
     if args.threads:
         torch.set_num_threads(args.threads)
     return Experiment(settings.load(args.settings), Layout(Path(args.results)), Path(args.data_dir),
-                      pick_device(args.device))
+                      pick_device(args.device), track_uri=args.track)
 
 
 def _report(record: dict) -> None:
@@ -85,6 +85,27 @@ def cmd_summarize(args) -> None:
     print(write_summary(args.experiment, Path(args.results), args.seeds, args.levels, args.variants))
 
 
+def cmd_track(args) -> None:
+    from lth import settings, tracking
+    from lth.summary import run_keys
+
+    uri = tracking.resolve_uri(args.tracking_uri)
+    if args.prepare:
+        ids = tracking.prepare(uri, [args.experiment])
+        print(f"MLflow experiment '{args.experiment}' (id {ids[args.experiment]}) at {uri}")
+        return
+    s = settings.load(Path(args.results) / "settings.json")
+    try:
+        new, old = tracking.sync(uri, args.experiment, settings.core(s), Path(args.results),
+                                 run_keys(args.seeds, args.levels, args.variants))
+    except LTHError:
+        raise
+    except Exception as exc:
+        raise LTHError(f"MLflow tracking at {uri} failed ({type(exc).__name__}: {exc}); "
+                       f"the results are on disk: run this command again once the store is reachable") from None
+    print(f"{args.experiment}: logged {new} runs to {uri} ({old} were there already)")
+
+
 def _key_value(text: str):
     import yaml
 
@@ -119,6 +140,7 @@ def parser() -> argparse.ArgumentParser:
         sp.add_argument("--data-dir", default="data")
         sp.add_argument("--device", default="auto", help="auto (GPU if visible), cpu, cuda, cuda:N")
         sp.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
+        sp.add_argument("--track", metavar="URI", help="log each finished run to this MLflow tracking URI")
         if variants:
             sp.add_argument("--variant", action="append", required=True, choices=VARIANTS, help="repeatable")
 
@@ -152,6 +174,18 @@ def parser() -> argparse.ArgumentParser:
     c.add_argument("--results", required=True)
     c.add_argument("--settings-json", required=True, help="the experiment's settings as JSON")
     c.set_defaults(func=cmd_claim)
+
+    tr = sub.add_parser("track", help="log an experiment's finished runs to MLflow (those not logged yet)",
+                        description="Log every finished run (seed x level x variant) that the MLflow store does not "
+                                    "hold yet: after training, or again after a tracking failure.")
+    tr.add_argument("--experiment", required=True)
+    tr.add_argument("--results", required=True)
+    tr.add_argument("--seeds", type=int, nargs="+", default=[])
+    tr.add_argument("--levels", type=int, default=0)
+    tr.add_argument("--variants", nargs="+", default=[])
+    tr.add_argument("--tracking-uri", help="default: $MLFLOW_TRACKING_URI, else sqlite:///mlflow.db here")
+    tr.add_argument("--prepare", action="store_true", help="only create the store and the experiment")
+    tr.set_defaults(func=cmd_track)
 
     sm = sub.add_parser("summarize", help="summary.csv and layer_density.csv of an experiment",
                         description="Tabulate every run (seed x level x variant) of an experiment.")

@@ -26,7 +26,7 @@ from lth.layout import DENSE, Layout
 from lth.pruning import prune, random_with_counts
 from lth.seeding import derive_seed
 from lth.files import read_json, write_json
-from lth.settings import CHAIN_OF, claim_results_folder, fingerprint
+from lth.settings import CHAIN_OF, claim_results_folder, core, fingerprint
 from lth.training import Segment, lr_at, train
 
 
@@ -47,6 +47,7 @@ class Experiment:
     layout: Layout
     data_dir: Path = Path("data")
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
+    track_uri: str | None = None  # live tracking: log each run to MLflow as soon as it is trained
 
     def __post_init__(self):
         self.fingerprint = fingerprint(self.settings)
@@ -102,6 +103,10 @@ class Experiment:
         artifacts.save_tensors(self.layout.final(seed, level, variant), model.state_dict())
         write_json(self.layout.metrics(seed, level, variant), record)
         self.layout.checkpoint(seed, level, variant).unlink(missing_ok=True)
+        if self.track_uri:
+            from lth.tracking import log_live
+
+            log_live(self.track_uri, self.layout.root.name, core(self.settings), self.layout.run_dir(seed, level, variant))
         return record
 
     # --- stage 2: dense training ------------------------------------------------------------

@@ -2,12 +2,14 @@
 # workflow is parsed, before any job starts: a bad config stops the run naming key and value.
 
 import json
+import shlex
 import sys
 from pathlib import Path
 
 from lth.errors import LTHError
 from lth.layout import DENSE, Layout
 from lth.settings import chains, check_results_folder, resolve
+from lth.tracking import resolve_uri
 
 
 def config_error(message):
@@ -52,14 +54,32 @@ def dataset_file(wildcards):
     return f"{DATA}/{dataset_id(wildcards.exp)}/tensors.safetensors"
 
 
+def runs_of(wildcards):
+    """The --seeds/--levels/--variants arguments naming every run of an experiment."""
+    s = EXPERIMENTS[wildcards.exp]
+    return (f"--seeds {' '.join(map(str, s['seeds']))} --levels {s['pruning']['levels']} "
+            f"--variants {' '.join(s['variants'])}")
+
+
 def summary_csv(exp):
     return f"{RESULTS}/{exp}/summary.csv"
 
 
+TRACKING = config["tracking"]
+TRACKING_URI = resolve_uri(TRACKING["uri"], ".") if TRACKING["enabled"] else None
+LIVE_TRACKING = bool(TRACKING_URI) and TRACKING["live"]
+
+
+def tracking_store(wildcards):
+    """Live tracking: the MLflow store and experiment exist before any training job starts."""
+    return [f"{RESULTS}/{wildcards.exp}/mlflow-experiment.txt"] if LIVE_TRACKING else []
+
+
 def run_flags(wildcards, threads):
     """Common arguments of the training commands."""
+    track = f" --track {shlex.quote(TRACKING_URI)}" if LIVE_TRACKING else ""
     return (f"--settings {RESULTS}/{wildcards.exp}/settings.json --results {RESULTS}/{wildcards.exp} "
-            f"--data-dir {DATA} --device {config['device']} --threads {threads}")
+            f"--data-dir {DATA} --device {config['device']} --threads {threads}{track}")
 
 
 # Only the folders the config names are wildcard values: no rule matches stray paths.

@@ -20,13 +20,11 @@ rule summary:
         summary=f"{RESULTS}/{{exp}}/summary.csv",
         densities=f"{RESULTS}/{{exp}}/layer_density.csv",
     params:
-        seeds=lambda wc: " ".join(map(str, EXPERIMENTS[wc.exp]["seeds"])),
-        levels=lambda wc: EXPERIMENTS[wc.exp]["pruning"]["levels"],
-        variants=lambda wc: " ".join(EXPERIMENTS[wc.exp]["variants"]),
+        runs=runs_of,
     resources:
         mem_mb=2000,
         runtime=10,
     localrule: True
     shell:
         "lth summarize --experiment {wildcards.exp} --results {RESULTS}/{wildcards.exp} "
-        "--seeds {params.seeds} --levels {params.levels} --variants {params.variants}"
+        "{params.runs}"

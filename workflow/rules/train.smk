@@ -23,6 +23,7 @@ rule dense:
     input:
         settings=f"{RESULTS}/{{exp}}/settings.json",
         data=dataset_file,
+        tracking=tracking_store,
     output:
         metrics=f"{RESULTS}/{{exp}}/seed{{seed}}/level00/{DENSE}/metrics.json",
         final=f"{RESULTS}/{{exp}}/seed{{seed}}/level00/{DENSE}/final.safetensors",
@@ -57,6 +58,7 @@ rule level:
     input:
         settings=f"{RESULTS}/{{exp}}/settings.json",
         data=dataset_file,
+        tracking=tracking_store,
         previous=previous_level,
         # every variant of the ticket chain and random pruning start from theta_k of the dense run
         rewind=f"{RESULTS}/{{exp}}/seed{{seed}}/level00/{DENSE}/rewind.safetensors",

@@ -1,0 +1,165 @@
+"""MLflow tracking: every training run (seed x level x variant) is one MLflow run.
+
+Grouping: one MLflow experiment per config experiment (same name); each run is named
+`seed2-level07-ticket` and tagged `seed`, `level`, `variant`, `chain`, so the UI's search
+`tags.seed = '2' and tags.level = '7'` answers "show level 7 of seed 2". Tags also carry the
+settings fingerprint (`config_hash`), git commit, dataset checksum, torch version and device.
+
+Runs are logged from their metrics.json, after training: by the training job itself when
+tracking is live, and by `lth track` (the workflow's `track` step), which logs every finished
+run the store does not hold yet. Importing mlflow costs 5-15 s here, so it is imported only
+inside these functions; a training job without live tracking never pays it.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from lth.files import read_json
+from lth.layout import Layout
+
+DEFAULT_STORE = "mlflow.db"  # under the project folder: the embedded SQLite store
+CURVE_METRICS = ("lr", "train_loss", "train_accuracy", "val_loss", "val_accuracy", "test_loss", "test_accuracy")
+
+
+def resolve_uri(uri: str | None = None, base: str | Path = ".") -> str:
+    """The configured URI, else $MLFLOW_TRACKING_URI, else the embedded SQLite store under `base`."""
+    uri = uri or os.environ.get("MLFLOW_TRACKING_URI")
+    if uri:
+        return uri
+    return f"sqlite:///{(Path(base) / DEFAULT_STORE).resolve()}"
+
+
+def _client(uri: str):
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    from mlflow.tracking import MlflowClient
+
+    return MlflowClient(tracking_uri=uri)
+
+
+def experiment_id(client, name: str, uri: str) -> str:
+    """The MLflow experiment of config experiment `name`, created if missing.
+
+    For the embedded store, artifacts go beside the database (mlartifacts/<name>).
+    """
+    found = client.get_experiment_by_name(name)
+    if found is not None:
+        return found.experiment_id
+    location = None
+    if uri.startswith("sqlite:///"):
+        location = (Path(uri.removeprefix("sqlite:///")).parent / "mlartifacts" / name).resolve().as_uri()
+    try:
+        return client.create_experiment(name, artifact_location=location)
+    except Exception:  # created meanwhile by a parallel job: use that one
+        found = client.get_experiment_by_name(name)
+        if found is None:
+            raise
+        return found.experiment_id
+
+
+def prepare(uri: str, names: list[str]) -> dict[str, str]:
+    """Create the store and the experiments once, before parallel jobs start.
+
+    Many processes opening a fresh SQLite store at once race on its schema migration (NOTES.md).
+    """
+    client = _client(uri)
+    return {name: experiment_id(client, name, uri) for name in names}
+
+
+def run_key(record: dict[str, Any]) -> str:
+    p = record["provenance"]
+    return f"{p['settings_fingerprint']}/{record['seed']}/{record['level']}/{record['variant']}"
+
+
+def _flatten(prefix: str, value: Any, out: dict[str, str]) -> dict[str, str]:
+    if isinstance(value, dict) and value:
+        for k, v in value.items():
+            _flatten(f"{prefix}.{k}" if prefix else str(k), v, out)
+    else:
+        out[prefix] = str(value)[:6000]
+    return out
+
+
+def log_run(client, exp_id: str, experiment: str, settings: dict[str, Any], run_dir: Path) -> str:
+    """Log one finished training run (params, per-evaluation metrics, tags, artifacts); return its id."""
+    from mlflow.entities import Metric, Param, RunTag
+
+    from lth.settings import CHAIN_OF
+
+    record = read_json(run_dir / "metrics.json")
+    p = record["provenance"]
+    tags = {"experiment": experiment, "seed": record["seed"], "level": record["level"],
+            "variant": record["variant"], "chain": CHAIN_OF.get(record["variant"], "dense"),
+            "config_hash": p["settings_fingerprint"], "git_commit": p["git_commit"],
+            "dataset_sha256": p["dataset_sha256"], "torch_version": p["torch_version"], "device": p["device"],
+            "lth_version": p["lth_version"], "lth.run_key": run_key(record)}
+    run = client.create_run(exp_id, run_name=f"seed{record['seed']}-level{record['level']:02d}-{record['variant']}",
+                            tags={k: str(v) for k, v in tags.items()})
+    run_id = run.info.run_id
+    params = _flatten("", settings, {})
+    params.update(seed=str(record["seed"]), level=str(record["level"]), variant=record["variant"])
+    now = int(time.time() * 1000)
+    metrics = [Metric(key, float(point[key]), now, int(point["iteration"]))
+               for point in record["curves"] for key in CURVE_METRICS if point.get(key) is not None]
+    metrics += [Metric("weights_remaining", float(record["weights_remaining"]), now, int(point["iteration"]))
+                for point in record["curves"]]
+    metrics += [Metric(f"final.{k}", float(v), now, 0) for k, v in record["summary"].items()
+                if isinstance(v, (int, float)) and v is not None]
+    items = [Param(k, v) for k, v in sorted(params.items())]
+    for i in range(0, len(items), 100):
+        client.log_batch(run_id, params=items[i : i + 100])
+    for i in range(0, len(metrics), 1000):
+        client.log_batch(run_id, metrics=metrics[i : i + 1000])
+    for name in ("mask.safetensors", "metrics.json"):
+        client.log_artifact(run_id, str(run_dir / name))
+    client.set_terminated(run_id, "FINISHED")
+    return run_id
+
+
+def logged_keys(client, exp_id: str) -> set[str]:
+    """Run keys of the finished runs an MLflow experiment holds; half-logged runs are deleted
+    (a job or `lth track` died while logging them) so that they are logged again, once."""
+    keys, token = set(), None
+    while True:
+        page = client.search_runs([exp_id], max_results=1000, page_token=token)
+        for run in page:
+            if run.info.status == "FINISHED":
+                keys.add(run.data.tags.get("lth.run_key"))
+            else:
+                client.delete_run(run.info.run_id)
+        token = page.token
+        if not token:
+            return keys
+
+
+def log_live(uri: str, experiment: str, settings: dict[str, Any], run_dir: Path) -> None:
+    """Log a run just trained; on failure say so loudly and go on (`lth track` re-logs it later)."""
+    try:
+        client = _client(uri)
+        log_run(client, experiment_id(client, experiment, uri), experiment, settings, run_dir)
+    except Exception as exc:  # tracking must never cost a finished training run
+        print(f"lth: WARNING: MLflow tracking failed for {run_dir} ({type(exc).__name__}: {exc}); "
+              f"results are on disk; run `lth track` to log them later", file=sys.stderr, flush=True)
+
+
+def sync(uri: str, experiment: str, settings: dict[str, Any], root: Path, runs) -> tuple[int, int]:
+    """Log every finished run in `runs` ((seed, level, variant) keys) not yet in the store.
+
+    Returns (newly logged, already there).
+    """
+    client = _client(uri)
+    exp_id = experiment_id(client, experiment, uri)
+    have = logged_keys(client, exp_id)
+    layout, new, old = Layout(root), 0, 0
+    for seed, level, variant in runs:
+        run_dir = layout.run_dir(seed, level, variant)
+        if run_key(read_json(run_dir / "metrics.json")) in have:
+            old += 1
+        else:
+            log_run(client, exp_id, experiment, settings, run_dir)
+            new += 1
+    return new, old
