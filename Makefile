@@ -21,4 +21,13 @@ test-quick: $(VENV)
 	$(UV) run --frozen pytest -m "not slow"
 
 clean:
-	rm -rf .venv .snakemake results reports
+	rm -rf .venv .snakemake results/*/ reports
+
+# A colleague's copy of shared results (README.md, "Sharing results with DVC"): fetch them, mark the
+# pulled runs up to date (a pull gives every file a fresh modification time), then regenerate the
+# summaries and reports from them. Trains nothing.
+.PHONY: pull
+pull: $(VENV)
+	DVC_NO_ANALYTICS=1 $(UV) run --frozen dvc pull
+	$(UV) run --frozen snakemake --touch --forceall runs
+	$(UV) run --frozen snakemake --cores all

@@ -21,12 +21,16 @@ if not workflow.overwrite_configfiles:
 include: "workflow/rules/common.smk"
 include: "workflow/rules/fetch.smk"
 include: "workflow/rules/train.smk"
+include: "workflow/rules/transfer.smk"
 include: "workflow/rules/summary.smk"
+include: "workflow/rules/report.smk"
 include: "workflow/rules/tracking.smk"
+include: "workflow/rules/versioning.smk"
 
 
 rule all:
     default_target: True
     input:
         [summary_csv(name) for name in EXPERIMENTS],
+        [report_html(name) for name in EXPERIMENTS],
         [f"{RESULTS}/{name}/mlflow-logged.txt" for name in EXPERIMENTS if TRACKING_URI],

@@ -131,7 +131,9 @@ def test_job_with_the_server_down_finishes_and_the_relog_command_fills_the_store
     port = free_port()
     uri = f"http://127.0.0.1:{port}"  # nothing listens there yet: the server is down
     results = tmp_path / "results" / "down"
-    settings = settings_file({"training": {"iterations": 100}, "model": {"options": {"hidden": 16}}})
+    small = {"training": {"iterations": 100}, "model": {"options": {"hidden": 16}}}
+    settings = settings_file(small)
+    dense_only = settings_file({**small, "seeds": [0], "pruning": {"levels": 0}}, name="dense-only.json")
     env = {**os.environ, "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", "MLFLOW_HTTP_REQUEST_TIMEOUT": "5"}
     job = subprocess.run([str(BIN / "lth"), "train", "--settings", str(settings), "--results", str(results),
                           "--seed", "0", "--data-dir", str(data_dir), "--track", uri],
@@ -140,13 +142,13 @@ def test_job_with_the_server_down_finishes_and_the_relog_command_fills_the_store
     assert "MLflow tracking failed" in job.stderr and "lth track" in job.stderr
     assert (results / "seed0" / "level00" / "dense" / "metrics.json").exists()
     down = subprocess.run([str(BIN / "lth"), "track", "--experiment", "down", "--results", str(results),
-                           "--seeds", "0", "--levels", "0", "--variants", "ticket", "--tracking-uri", uri],
+                           "--settings", str(dense_only), "--tracking-uri", uri],
                           capture_output=True, text=True, timeout=600, env=env)
     assert down.returncode == 2 and "run this command again" in down.stderr
     proc = start_server(tmp_path, port)
     try:
         relog = subprocess.run([str(BIN / "lth"), "track", "--experiment", "down", "--results", str(results),
-                                "--seeds", "0", "--levels", "0", "--variants", "ticket", "--tracking-uri", uri],
+                                "--settings", str(dense_only), "--tracking-uri", uri],
                                capture_output=True, text=True, timeout=600)
         assert relog.returncode == 0, relog.stderr
         assert "logged 1 runs" in relog.stdout

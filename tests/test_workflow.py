@@ -92,6 +92,8 @@ def test_interrupted_run_restarts_without_redoing_finished_jobs(tmp_path):
     ({"experiments": {"tiny": {**TINY, "variants": ["ticket", "magic"]}}}, "variants.1: 'magic' is not one of"),
     ({"experiments": {"tiny": {**TINY, "dataset": {"name": "imagenet"}}}}, "unknown dataset 'imagenet'"),
     ({"experiments": {"tiny": {**TINY, "training": {"lr": -1}}}}, "training.lr: -1"),
+    ({"experiments": {"tiny": {**TINY, "transfer": {"targets": {"d": {"dataset": {"name": "digits"}}}}}}},
+     "transfer.targets.d: target inputs of shape (1, 8, 8) cannot be adapted"),
     ({"threads": 0}, "0 is less than the minimum"),
     ({"colour": "blue"}, "colour"),
 ])

@@ -41,6 +41,23 @@ def cmd_fetch(args) -> None:
     print(path)
 
 
+def cmd_verify(args) -> None:
+    from lth import pins
+
+    p = pins.load(args.pins)
+    data_dir = Path(args.data_dir)
+    files = [Path(f) for f in args.files] or [data_dir / name for name in sorted(p.md5)]
+    for f in files:
+        if not f.is_file():
+            if args.files:
+                raise LTHError(f"{f}: not found")
+            print(f"{f}: pinned in {p.file.name}, not fetched: not verified")
+        elif digest := p.check(f, data_dir):
+            print(f"{f}: md5 {digest} as pinned in {p.file.name}")
+        else:
+            print(f"{f}: not pinned in {p.file.name}: not verified")
+
+
 def cmd_train(args) -> None:
     _report(_experiment(args).train_dense(args.seed))
 
@@ -79,10 +96,35 @@ def cmd_level(args) -> None:
         _report(record)
 
 
+def _full_settings(args) -> dict:
+    """An experiment's whole settings (seeds, levels, variants, transfer): --settings-json or --settings."""
+    import json
+
+    from lth import settings
+
+    if args.settings_json:
+        try:
+            return settings.resolve(json.loads(args.settings_json), where="--settings-json")
+        except json.JSONDecodeError as exc:
+            raise LTHError(f"--settings-json: not valid JSON ({exc})") from None
+    if args.settings:
+        return settings.load(args.settings)
+    raise LTHError("give the experiment's settings: --settings FILE or --settings-json JSON")
+
+
 def cmd_summarize(args) -> None:
     from lth.summary import write_summary
 
-    print(write_summary(args.experiment, Path(args.results), args.seeds, args.levels, args.variants))
+    print(write_summary(args.experiment, Path(args.results), _full_settings(args)))
+
+
+def cmd_transfer(args) -> None:
+    exp = _experiment(args)
+    if args.target not in exp.settings["transfer"]["targets"]:
+        raise LTHError(f"--target {args.target}: not a transfer target of {args.settings} "
+                       f"(targets: {', '.join(exp.settings['transfer']['targets']) or 'none'})")
+    for record in exp.train_transfer(args.seed, args.target, args.levels, args.variant).values():
+        _report(record)
 
 
 def cmd_track(args) -> None:
@@ -94,10 +136,9 @@ def cmd_track(args) -> None:
         ids = tracking.prepare(uri, [args.experiment])
         print(f"MLflow experiment '{args.experiment}' (id {ids[args.experiment]}) at {uri}")
         return
-    s = settings.load(Path(args.results) / "settings.json")
+    s = _full_settings(args)
     try:
-        new, old = tracking.sync(uri, args.experiment, settings.core(s), Path(args.results),
-                                 run_keys(args.seeds, args.levels, args.variants))
+        new, old = tracking.sync(uri, args.experiment, settings.core(s), Path(args.results), run_keys(s))
     except LTHError:
         raise
     except Exception as exc:
@@ -126,6 +167,14 @@ def parser() -> argparse.ArgumentParser:
     f.add_argument("--download", action="store_true", help="let torchvision download missing raw files")
     f.add_argument("--option", action="append", default=[], metavar="KEY=VALUE", help="generator option (mnist1d)")
     f.set_defaults(func=cmd_fetch)
+
+    v = sub.add_parser("verify", help="check dataset files against the md5 that data.dvc pins",
+                       description="Check dataset files against the md5 pinned in a DVC file (a mismatch is an "
+                                   "error naming both md5); files it does not pin are reported, not checked.")
+    v.add_argument("files", nargs="*", metavar="FILE", help="dataset files under --data-dir (default: every pinned one)")
+    v.add_argument("--data-dir", default="data", help="the data folder the pins' paths are relative to")
+    v.add_argument("--pins", default="data.dvc", help="the DVC file with the pins")
+    v.set_defaults(func=cmd_verify)
 
     from lth.settings import CHAIN_OF, VARIANTS
 
@@ -168,6 +217,16 @@ def parser() -> argparse.ArgumentParser:
     lv.add_argument("--chain", required=True, choices=chains)
     lv.set_defaults(func=cmd_level)
 
+    tf = sub.add_parser("transfer", help="train source tickets on a transfer target",
+                        description="Train the transfer variants on a target dataset: dense at level 0; "
+                                    "ticket_transfer, mask_transfer, random_prune with the source's level-L tickets.")
+    run_args(tf, level=False)
+    tf.add_argument("--target", required=True, help="a name under transfer.targets in the settings")
+    tf.add_argument("--levels", type=int, nargs="+", required=True, help="source levels (0: dense)")
+    tf.add_argument("--variant", action="append", required=True,
+                    choices=["ticket_transfer", "mask_transfer", "random_prune", "dense"], help="repeatable")
+    tf.set_defaults(func=cmd_transfer)
+
     c = sub.add_parser("claim", help="record an experiment's settings in its results folder",
                        description="Write RESULTS/settings.json (the settings that determine the runs), or check "
                                    "that the folder already holds runs of the same settings.")
@@ -180,9 +239,8 @@ def parser() -> argparse.ArgumentParser:
                                     "hold yet: after training, or again after a tracking failure.")
     tr.add_argument("--experiment", required=True)
     tr.add_argument("--results", required=True)
-    tr.add_argument("--seeds", type=int, nargs="+", default=[])
-    tr.add_argument("--levels", type=int, default=0)
-    tr.add_argument("--variants", nargs="+", default=[])
+    tr.add_argument("--settings", help="YAML/JSON settings of the experiment (seeds, levels, variants, targets)")
+    tr.add_argument("--settings-json", help="the same, as a JSON string")
     tr.add_argument("--tracking-uri", help="default: $MLFLOW_TRACKING_URI, else sqlite:///mlflow.db here")
     tr.add_argument("--prepare", action="store_true", help="only create the store and the experiment")
     tr.set_defaults(func=cmd_track)
@@ -191,9 +249,8 @@ def parser() -> argparse.ArgumentParser:
                         description="Tabulate every run (seed x level x variant) of an experiment.")
     sm.add_argument("--experiment", required=True)
     sm.add_argument("--results", required=True)
-    sm.add_argument("--seeds", type=int, nargs="+", required=True)
-    sm.add_argument("--levels", type=int, required=True)
-    sm.add_argument("--variants", nargs="+", required=True)
+    sm.add_argument("--settings", help="YAML/JSON settings of the experiment (seeds, levels, variants, targets)")
+    sm.add_argument("--settings-json", help="the same, as a JSON string")
     sm.set_defaults(func=cmd_summarize)
     return p
 

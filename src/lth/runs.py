@@ -55,27 +55,37 @@ class Experiment:
 
     @cached_property
     def splits(self):
+        return self._load(self.settings["dataset"])
+
+    def _load(self, d: dict[str, Any]):
         from lth.datasets import load_splits
 
-        d = self.settings["dataset"]
         return load_splits(d["name"], self.data_dir, val_size=d["val_size"], split_seed=d["split_seed"],
                            options=d["options"] or None, device=self.device)
 
     @cached_property
     def provenance(self) -> dict[str, Any]:
+        return self._provenance(self.settings["dataset"])
+
+    def target_provenance(self, target: str) -> dict[str, Any]:
+        return self._provenance(self.settings["transfer"]["targets"][target]["dataset"])
+
+    def _provenance(self, d: dict[str, Any]) -> dict[str, Any]:
         from lth.datasets import dataset_dir, file_sha256
 
-        d = self.settings["dataset"]
         data_file = dataset_dir(self.data_dir, d["name"], d["options"] or None) / "tensors.safetensors"
         return {"lth_version": lth.__version__, "torch_version": torch.__version__, "git_commit": git_commit(),
                 "dataset_sha256": file_sha256(data_file), "device": str(self.device),
                 "settings_fingerprint": self.fingerprint}
 
-    def new_model(self, seed: int) -> torch.nn.Module:
+    def new_model(self, seed: int, num_classes: int | None = None) -> torch.nn.Module:
+        """The experiment's model, initialised from `seed` (`num_classes`: a transfer target's head)."""
+        from lth.datasets import dataset_info
         from lth.models import build_model
 
-        m, info = self.settings["model"], self.splits.info
-        return build_model(m["name"], info.input_shape, info.num_classes, seed=seed, **m["options"]).to(self.device)
+        m, info = self.settings["model"], dataset_info(self.settings["dataset"]["name"])
+        return build_model(m["name"], info.input_shape, num_classes or info.num_classes, seed=seed,
+                           **m["options"]).to(self.device)
 
     @property
     def augment(self) -> bool:
@@ -85,28 +95,30 @@ class Experiment:
     def kinds(self, model) -> dict[str, str]:
         return masks.layer_kinds(model, self.settings["pruning"]["exclude"])
 
-    def _segment(self, seed: int, level: int, variant: str, start: int, lr) -> Segment:
+    def _segment(self, seed: int, level: int, variant: str, start: int, lr, target: str | None = None) -> Segment:
+        where = f"{seed}/{level}/{variant}" + (f"/{target}" if target else "")
         return Segment(start=start, stop=self.settings["training"]["iterations"], lr=lr,
-                       data_seed=derive_seed(seed, "data"),
-                       checkpoint=self.layout.checkpoint(seed, level, variant),
-                       fingerprint=f"{self.fingerprint}/{seed}/{level}/{variant}",
-                       label=f"seed {seed} level {level} {variant}")
+                       data_seed=derive_seed(seed, "data", *([target] if target else [])),
+                       checkpoint=self.layout.checkpoint(seed, level, variant, target),
+                       fingerprint=f"{self.fingerprint}/{where}", label=where)
 
-    def _finish(self, seed, level, variant, model, mask, result, started) -> dict[str, Any]:
+    def _finish(self, seed, level, variant, model, mask, result, started, target=None) -> dict[str, Any]:
         """Write the run's outputs (metrics last: its presence means the run is complete)."""
-        record = {"seed": seed, "level": level, "variant": variant,
+        provenance = self.provenance if target is None else self.target_provenance(target)
+        record = {"seed": seed, "level": level, "variant": variant, "target": target or "",
                   "weights_remaining": masks.density(mask), "layer_density": masks.layer_density(mask),
                   "curves": result["curves"],
                   "summary": {**result["summary"], "wall_seconds": time.perf_counter() - started},
-                  "provenance": self.provenance}
-        artifacts.save_tensors(self.layout.mask(seed, level, variant), mask)
-        artifacts.save_tensors(self.layout.final(seed, level, variant), model.state_dict())
-        write_json(self.layout.metrics(seed, level, variant), record)
-        self.layout.checkpoint(seed, level, variant).unlink(missing_ok=True)
+                  "provenance": provenance}
+        artifacts.save_tensors(self.layout.mask(seed, level, variant, target), mask)
+        artifacts.save_tensors(self.layout.final(seed, level, variant, target), model.state_dict())
+        write_json(self.layout.metrics(seed, level, variant, target), record)
+        self.layout.checkpoint(seed, level, variant, target).unlink(missing_ok=True)
         if self.track_uri:
             from lth.tracking import log_live
 
-            log_live(self.track_uri, self.layout.root.name, core(self.settings), self.layout.run_dir(seed, level, variant))
+            log_live(self.track_uri, self.layout.root.name, core(self.settings),
+                     self.layout.run_dir(seed, level, variant, target))
         return record
 
     # --- stage 2: dense training ------------------------------------------------------------
@@ -193,17 +205,89 @@ class Experiment:
                    {v: str(self.layout.metrics(seed, level, v).relative_to(self.layout.root)) for v in variants})
         return records
 
+    # --- stage 5: transfer -------------------------------------------------------------------
+    def target_splits(self, target: str):
+        """A transfer target's data, inputs adapted to the source model's input shape."""
+        from lth.datasets import dataset_info
+        from lth.transfer import adapt_splits
+
+        cache = self.__dict__.setdefault("_target_splits", {})
+        if target not in cache:
+            shape = dataset_info(self.settings["dataset"]["name"]).input_shape
+            cache[target] = adapt_splits(self._load(self.settings["transfer"]["targets"][target]["dataset"]), shape)
+        return cache[target]
+
+    def train_transfer(self, seed: int, target: str, levels: list[int], variants: list[str]) -> dict[str, Any]:
+        """The transfer runs of (seed, target) in one process; runs finished before are kept.
+
+        Level 0 trains `dense` on the target, each level L >= 1 the other variants.
+        """
+        records = {}
+        for level in levels:
+            for variant in [v for v in variants if (v == "dense") == (level == 0)]:
+                done = self.layout.metrics(seed, level, variant, target)
+                records[level, variant] = (read_json(done) if done.exists()
+                                           else self._transfer_run(seed, target, level, variant))
+        write_json(self.layout.transfer_record(seed, target),
+                   {f"{level}/{variant}": str(self.layout.metrics(seed, level, variant, target)
+                                              .relative_to(self.layout.root)) for level, variant in records})
+        return records
+
+    def transfer_start(self, seed: int, target: str, level: int, variant: str):
+        """(model, mask) a transfer run starts from (see lth.transfer and the variants there).
+
+        ticket_transfer: the source's level-L ticket mask and rewound weights theta_k;
+        mask_transfer: that mask on a fresh init; random_prune: a random mask with the ticket's
+        per-layer counts, on theta_k; dense (level 0): theta_k unpruned.
+        """
+        from lth import transfer
+        from lth.models import output_layer_name
+
+        splits = self.target_splits(target)
+        model = self.new_model(derive_seed(seed, "transfer", target, level, variant), splits.info.num_classes)
+        head = output_layer_name(model)
+        rewind = artifacts.load_tensors(self.layout.rewind(seed))
+        if variant != "mask_transfer":
+            transfer.load_source_weights(model, rewind, head)
+        if variant == "dense":
+            mask = masks.full_mask(model, self.settings["pruning"]["exclude"])
+        else:
+            mask = transfer.target_mask(artifacts.load_tensors(self.layout.mask(seed, level, "ticket")), model, head)
+        if variant == "random_prune":
+            g = torch.Generator().manual_seed(derive_seed(seed, "random_prune", target, level))
+            mask = random_with_counts(mask, masks.counts(mask), g)
+        masks.apply_mask(model, mask)
+        return model, mask
+
+    def _transfer_run(self, seed: int, target: str, level: int, variant: str) -> dict[str, Any]:
+        from lth.transfer import VARIANTS
+
+        if variant not in VARIANTS or (variant == "dense") != (level == 0):
+            raise LTHError(f"transfer variant '{variant}' at level {level}: 'dense' runs at level 0, "
+                           f"{', '.join(VARIANTS[:-1])} at levels >= 1")
+        started = time.perf_counter()
+        model, mask = self.transfer_start(seed, target, level, variant)
+        training = self.settings["training"]
+        seg = self._segment(seed, level, variant, self.settings["rewind_iteration"], lambda t: lr_at(training, t),
+                            target)
+        splits = self.target_splits(target)
+        flag = training["augment"]
+        result = train(model, mask, splits, training, seg, augment=splits.info.augment if flag is None else flag)
+        return self._finish(seed, level, variant, model, mask, result, started, target)
+
 
 _GIT_COMMIT: str | None = None
 
 
 def git_commit() -> str:
-    """Commit of the working directory's repository ("unknown" outside one; "+dirty" if modified)."""
+    """Commit of the repository holding the lth code that runs ("+dirty" if modified; "unknown"
+    for an installed copy outside a repository), whatever the working directory."""
     global _GIT_COMMIT
     if _GIT_COMMIT is None:
+        git = ["git", "-C", str(Path(__file__).resolve().parent)]
         try:
-            sha = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10).stdout.strip()
-            dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True,
+            sha = subprocess.run([*git, "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10).stdout.strip()
+            dirty = subprocess.run([*git, "status", "--porcelain", "--untracked-files=no"], capture_output=True,
                                    text=True, timeout=10).stdout.strip()
             _GIT_COMMIT = (sha + ("+dirty" if dirty else "")) if sha else "unknown"
         except (OSError, subprocess.SubprocessError):

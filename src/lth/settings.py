@@ -89,11 +89,46 @@ def check_consistency(s: dict[str, Any], where: str = "settings") -> None:
             f"{where}: rewind_iteration: {s['rewind_iteration']} is beyond the training budget "
             f"(training.iterations = {t['iterations']})"
         )
+    check_transfer(s, where)
     late = [m for m in t["milestones"] if m >= t["iterations"]]
     if late:
         raise LTHError(f"{where}: training.milestones: {late} not below training.iterations = {t['iterations']}")
     if t["warmup"] >= t["iterations"]:
         raise LTHError(f"{where}: training.warmup: {t['warmup']} not below training.iterations = {t['iterations']}")
+
+
+def check_transfer(s: dict[str, Any], where: str) -> None:
+    """Transfer targets: known datasets, inputs adaptable to the source model, levels that exist."""
+    from lth.datasets import DATASETS
+    from lth.transfer import check_adaptable
+
+    tr = s["transfer"]
+    if not tr["targets"]:
+        return
+    if "ticket" not in chains(s["variants"]):
+        raise LTHError(f"{where}: transfer needs the tickets of the ticket chain: add 'ticket' to variants")
+    beyond = [level for level in (tr["levels"] or []) if level > s["pruning"]["levels"]]
+    if beyond:
+        raise LTHError(f"{where}: transfer.levels: {beyond} beyond pruning.levels = {s['pruning']['levels']}")
+    source = DATASETS[s["dataset"]["name"]].input_shape
+    for name, target in tr["targets"].items():
+        dataset = target["dataset"]["name"]
+        if dataset not in DATASETS:
+            raise LTHError(f"{where}: transfer.targets.{name}.dataset.name: unknown dataset '{dataset}'; "
+                           f"known: {', '.join(DATASETS)}")
+        check_adaptable(source, DATASETS[dataset].input_shape, f"{where}: transfer.targets.{name}")
+
+
+def transfer_levels(s: dict[str, Any]) -> list[int]:
+    """Levels of a transfer job: 0 (the dense network) and the source levels transferred."""
+    if not s["transfer"]["targets"]:
+        return []
+    return [0] + list(s["transfer"]["levels"] or range(1, s["pruning"]["levels"] + 1))
+
+
+def transfer_variants(s: dict[str, Any], level: int) -> list[str]:
+    wanted = s["transfer"]["variants"]
+    return [v for v in wanted if (v == "dense") == (level == 0)]
 
 
 def load(path: str | Path) -> dict[str, Any]:
@@ -105,15 +140,16 @@ def load(path: str | Path) -> dict[str, Any]:
         raise LTHError(f"settings file not found: {path}") from None
     except yaml.YAMLError as exc:
         raise LTHError(f"{path}: not valid YAML: {exc}") from None
-    if isinstance(raw, dict) and set(raw) == {"fingerprint", "settings"}:  # written by claim_results_folder
-        raw = raw["settings"]
+    if isinstance(raw, dict) and {"fingerprint", "settings"} <= set(raw):  # written by claim_results_folder
+        raw = {**raw["settings"], "transfer": {"targets": raw.get("targets", {})}}
     return resolve(raw, where=str(path))
 
 
 def core(settings: dict[str, Any]) -> dict[str, Any]:
-    """The settings that determine each run's results: not which seeds, levels or variants exist,
-    so adding a seed or a level to an experiment keeps its finished runs."""
-    out = {k: v for k, v in settings.items() if k not in ("seeds", "variants", "reference")}
+    """The settings that determine each run's results: not which seeds, levels, variants or
+    transfer targets exist, so adding any of them keeps an experiment's finished runs. (A target's
+    own settings are checked per target: see `check_results_folder`.)"""
+    out = {k: v for k, v in settings.items() if k not in ("seeds", "variants", "reference", "transfer")}
     out["pruning"] = {k: v for k, v in settings["pruning"].items() if k != "levels"}
     return out
 
@@ -126,25 +162,37 @@ def fingerprint(settings: dict[str, Any]) -> str:
 def check_results_folder(root: str | Path, settings: dict[str, Any]) -> bool:
     """True if `root` already records these settings; False if it records none yet.
 
-    LTHError if it holds runs of other settings: the experiment name was reused after a change,
-    and mixing old and new runs would silently corrupt its summary.
+    LTHError if it holds runs of other settings (or a transfer target of the same name with
+    another dataset): the name was reused after a change, and mixing old and new runs would
+    silently corrupt its summary.
     """
     path = Path(root) / "settings.json"
     if not path.exists():
         return False
     old = read_json(path)
-    if old.get("fingerprint") == fingerprint(settings):
-        return True
-    changed = sorted(k for k in set(old.get("settings", {})) | set(core(settings))
-                     if old.get("settings", {}).get(k) != core(settings).get(k))
-    raise LTHError(
-        f"{root} holds results of other settings (changed: {', '.join(changed) or '?'}; fingerprint "
-        f"{old.get('fingerprint')} there, {fingerprint(settings)} now): use another experiment name, "
-        f"or delete {root} to recompute"
-    )
+    if old.get("fingerprint") != fingerprint(settings):
+        changed = sorted(k for k in set(old.get("settings", {})) | set(core(settings))
+                         if old.get("settings", {}).get(k) != core(settings).get(k))
+        raise LTHError(
+            f"{root} holds results of other settings (changed: {', '.join(changed) or '?'}; fingerprint "
+            f"{old.get('fingerprint')} there, {fingerprint(settings)} now): use another experiment name, "
+            f"or delete {root} to recompute"
+        )
+    for name, target in settings["transfer"]["targets"].items():
+        before = old.get("targets", {}).get(name)
+        if before is not None and before != target:
+            raise LTHError(f"{root} holds transfer runs of target '{name}' with other settings: rename the target, "
+                           f"or delete {root}/seed*/transfer-{name} to recompute")
+    return True
 
 
 def claim_results_folder(root: str | Path, settings: dict[str, Any]) -> None:
     """Record the settings beside the results (see `check_results_folder`)."""
-    if not check_results_folder(root, settings):
-        write_json(Path(root) / "settings.json", {"fingerprint": fingerprint(settings), "settings": core(settings)})
+    path = Path(root) / "settings.json"
+    targets = settings["transfer"]["targets"]
+    if check_results_folder(root, settings):
+        old = read_json(path)
+        if not targets.keys() <= old.get("targets", {}).keys():
+            write_json(path, {**old, "targets": {**old.get("targets", {}), **targets}})
+    else:
+        write_json(path, {"fingerprint": fingerprint(settings), "settings": core(settings), "targets": targets})

@@ -72,7 +72,8 @@ def prepare(uri: str, names: list[str]) -> dict[str, str]:
 
 def run_key(record: dict[str, Any]) -> str:
     p = record["provenance"]
-    return f"{p['settings_fingerprint']}/{record['seed']}/{record['level']}/{record['variant']}"
+    target = f"/{record['target']}" if record.get("target") else ""
+    return f"{p['settings_fingerprint']}/{record['seed']}/{record['level']}/{record['variant']}{target}"
 
 
 def _flatten(prefix: str, value: Any, out: dict[str, str]) -> dict[str, str]:
@@ -93,11 +94,13 @@ def log_run(client, exp_id: str, experiment: str, settings: dict[str, Any], run_
     record = read_json(run_dir / "metrics.json")
     p = record["provenance"]
     tags = {"experiment": experiment, "seed": record["seed"], "level": record["level"],
-            "variant": record["variant"], "chain": CHAIN_OF.get(record["variant"], "dense"),
+            "variant": record["variant"], "target": record.get("target", ""),
+            "chain": "transfer" if record.get("target") else CHAIN_OF.get(record["variant"], "dense"),
             "config_hash": p["settings_fingerprint"], "git_commit": p["git_commit"],
             "dataset_sha256": p["dataset_sha256"], "torch_version": p["torch_version"], "device": p["device"],
             "lth_version": p["lth_version"], "lth.run_key": run_key(record)}
-    run = client.create_run(exp_id, run_name=f"seed{record['seed']}-level{record['level']:02d}-{record['variant']}",
+    target = f"-on-{record['target']}" if record.get("target") else ""
+    run = client.create_run(exp_id, run_name=f"seed{record['seed']}-level{record['level']:02d}-{record['variant']}{target}",
                             tags={k: str(v) for k, v in tags.items()})
     run_id = run.info.run_id
     params = _flatten("", settings, {})
@@ -147,7 +150,7 @@ def log_live(uri: str, experiment: str, settings: dict[str, Any], run_dir: Path)
 
 
 def sync(uri: str, experiment: str, settings: dict[str, Any], root: Path, runs) -> tuple[int, int]:
-    """Log every finished run in `runs` ((seed, level, variant) keys) not yet in the store.
+    """Log every finished run in `runs` ((seed, level, variant, target) keys) not yet in the store.
 
     Returns (newly logged, already there).
     """
@@ -155,8 +158,8 @@ def sync(uri: str, experiment: str, settings: dict[str, Any], root: Path, runs) 
     exp_id = experiment_id(client, experiment, uri)
     have = logged_keys(client, exp_id)
     layout, new, old = Layout(root), 0, 0
-    for seed, level, variant in runs:
-        run_dir = layout.run_dir(seed, level, variant)
+    for seed, level, variant, target in runs:
+        run_dir = layout.run_dir(seed, level, variant, target)
         if run_key(read_json(run_dir / "metrics.json")) in have:
             old += 1
         else:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from lth.errors import LTHError
 from lth.layout import DENSE, Layout
-from lth.settings import chains, check_results_folder, resolve
+from lth.settings import chains, check_results_folder, resolve, transfer_levels
 from lth.tracking import resolve_uri
 
 
@@ -42,23 +42,35 @@ def layout(exp):
     return Layout(Path(RESULTS) / exp)
 
 
-def dataset_id(exp):
-    """Folder name of an experiment's dataset under data/ (options make their own folder)."""
+def dataset_id(d):
+    """Folder name of a dataset (settings) under data/: options make their own folder."""
     from lth.datasets import dataset_dir
 
-    d = EXPERIMENTS[exp]["dataset"]
     return dataset_dir(Path(DATA), d["name"], d["options"] or None).name
 
 
+def datasets_of(exp):
+    """Dataset settings an experiment uses: its source, then its transfer targets."""
+    s = EXPERIMENTS[exp]
+    return [s["dataset"]] + [t["dataset"] for t in s["transfer"]["targets"].values()]
+
+
+# Every dataset the config uses: folder name -> dataset settings.
+DATASETS_USED = {dataset_id(d): d for exp in EXPERIMENTS for d in datasets_of(exp)}
+
+
 def dataset_file(wildcards):
-    return f"{DATA}/{dataset_id(wildcards.exp)}/tensors.safetensors"
+    """The tensors file of the experiment's dataset (and of the target, for a transfer job)."""
+    files = [f"{DATA}/{dataset_id(EXPERIMENTS[wildcards.exp]['dataset'])}/tensors.safetensors"]
+    if "target" in wildcards.keys():
+        target = EXPERIMENTS[wildcards.exp]["transfer"]["targets"][wildcards.target]["dataset"]
+        files.append(f"{DATA}/{dataset_id(target)}/tensors.safetensors")
+    return files
 
 
-def runs_of(wildcards):
-    """The --seeds/--levels/--variants arguments naming every run of an experiment."""
-    s = EXPERIMENTS[wildcards.exp]
-    return (f"--seeds {' '.join(map(str, s['seeds']))} --levels {s['pruning']['levels']} "
-            f"--variants {' '.join(s['variants'])}")
+def settings_json(wildcards):
+    """The experiment's whole resolved settings, for the commands that enumerate its runs."""
+    return json.dumps(EXPERIMENTS[wildcards.exp], sort_keys=True)
 
 
 def summary_csv(exp):
@@ -88,3 +100,4 @@ wildcard_constraints:
     seed=r"\d+",
     level=r"\d\d",
     chain="ticket|lr_rewind|finetune",
+    target=r"[A-Za-z0-9][A-Za-z0-9_.-]*",

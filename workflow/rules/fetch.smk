@@ -1,6 +1,27 @@
-# Stage 1: materialise a dataset (generate it offline, or through torchvision).
+# Stage 1: materialise a dataset (generate it offline, or through torchvision) and verify it against
+# the md5 that data.dvc pins (lth.pins): training never starts on other bytes than the pinned ones.
 
-DATASETS_USED = {dataset_id(e): EXPERIMENTS[e]["dataset"] for e in EXPERIMENTS}
+from lth import pins
+
+
+def data_error(message):
+    sys.exit(f"lth data error: {message}")
+
+
+try:
+    DATA_PINS = pins.load(f"{workflow.basedir}/data.dvc")
+except LTHError as exc:
+    data_error(exc)
+
+# A dataset file altered after its fetch is newer than the runs trained on it, so Snakemake would
+# retrain on it: check the files already on disk each time the workflow starts, before any job.
+for _dataset in DATASETS_USED:
+    _file = f"{DATA}/{_dataset}/tensors.safetensors"
+    try:
+        if Path(_file).is_file():
+            DATA_PINS.check(_file, DATA)
+    except LTHError as exc:
+        data_error(exc)
 
 
 def fetch_options(wildcards):
@@ -17,10 +38,13 @@ rule fetch:
         name=lambda wc: DATASETS_USED[wc.dataset]["name"],
         options=fetch_options,
         download="--download" if config["download"] else "",
+        pins=DATA_PINS.file,
     resources:
         mem_mb=4000,
-        runtime=60,
+        runtime=lambda wc, attempt: 60 * attempt,
     log:
         f"{DATA}/logs/fetch-{{dataset}}.log",
+    # `lth verify` logs whether the file is pinned; a mismatch goes to the terminal and fails the job
     shell:
-        "lth fetch {params.name} --data-dir {DATA} {params.download} {params.options} > {log} 2>&1"
+        "lth fetch {params.name} --data-dir {DATA} {params.download} {params.options} > {log} 2>&1 && "
+        "lth verify --pins {params.pins:q} --data-dir {DATA} {output:q} >> {log}"

@@ -10,6 +10,8 @@ def level_records(wildcards):
         for seed in s["seeds"]
         for level in range(1, s["pruning"]["levels"] + 1)
         for chain in chains(s["variants"])
+    ] + [
+        f"{root}/seed{seed}/transfer-{target}.json" for seed in s["seeds"] for target in s["transfer"]["targets"]
     ]
 
 
@@ -20,11 +22,11 @@ rule summary:
         summary=f"{RESULTS}/{{exp}}/summary.csv",
         densities=f"{RESULTS}/{{exp}}/layer_density.csv",
     params:
-        runs=runs_of,
+        settings=settings_json,
     resources:
         mem_mb=2000,
         runtime=10,
     localrule: True
     shell:
         "lth summarize --experiment {wildcards.exp} --results {RESULTS}/{wildcards.exp} "
-        "{params.runs}"
+        "--settings-json {params.settings:q}"

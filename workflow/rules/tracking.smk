@@ -21,11 +21,11 @@ rule track:
     output:
         f"{RESULTS}/{{exp}}/mlflow-logged.txt",
     params:
-        runs=runs_of,
+        settings=settings_json,
     resources:
         mem_mb=2000,
         runtime=30,
     localrule: True
     shell:
-        "lth track --experiment {wildcards.exp} --results {RESULTS}/{wildcards.exp} {params.runs} "
+        "lth track --experiment {wildcards.exp} --results {RESULTS}/{wildcards.exp} --settings-json {params.settings:q} "
         "--tracking-uri {TRACKING_URI:q} > {output}"

@@ -1,0 +1,77 @@
+"""Stage 5, ticket transfer: what carries over from a source ticket to a target dataset.
+
+The target model is the source architecture (it keeps the source's input shape). Its output
+head is new (fresh init, unpruned) when the numbers of classes differ, else it is the source's.
+Target inputs are adapted to the source's shape once, on tensors, where that is meaningful:
+grayscale <-> colour (repeat the channel / average the channels) and a bilinear resize of the
+image. Other shape changes (a 1-D signal to an image, different signal lengths) are refused.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+
+import torch
+import torch.nn.functional as F
+
+from lth.errors import LTHError
+
+VARIANTS = ("ticket_transfer", "mask_transfer", "random_prune", "dense")
+
+
+def check_adaptable(source: tuple[int, ...], target: tuple[int, ...], where: str) -> None:
+    """Refuse a target whose inputs cannot be adapted to the source model's input shape."""
+    if tuple(source) == tuple(target):
+        return
+    if len(source) == 3 and len(target) == 3 and (source[0] == target[0] or 1 in (source[0], target[0])):
+        return
+    raise LTHError(f"{where}: target inputs of shape {tuple(target)} cannot be adapted to the source model's "
+                   f"input shape {tuple(source)} (only channels 1<->C and image resizing are adapted)")
+
+
+def adapt_inputs(x: torch.Tensor, shape: tuple[int, ...]) -> torch.Tensor:
+    """(N, *target shape) -> (N, *shape): channel repeat/average, then bilinear resize."""
+    if tuple(x.shape[1:]) == tuple(shape):
+        return x
+    c, h, w = shape
+    if x.shape[1] != c:
+        x = x.repeat(1, c, 1, 1) if x.shape[1] == 1 else x.mean(1, keepdim=True)
+    if tuple(x.shape[2:]) != (h, w):
+        x = F.interpolate(x, size=(h, w), mode="bilinear", align_corners=False)
+    return x.contiguous()
+
+
+def adapt_splits(splits, shape: tuple[int, ...]):
+    """The target's splits with every input adapted to the source model's input shape."""
+    return dataclasses.replace(splits, **{name: adapt_inputs(getattr(splits, name), shape)
+                                          for name in ("x_train", "x_val", "x_test")})
+
+
+def head_is_new(source_state: Mapping[str, torch.Tensor], model: torch.nn.Module, head: str) -> bool:
+    return tuple(source_state[f"{head}.weight"].shape) != tuple(model.state_dict()[f"{head}.weight"].shape)
+
+
+def load_source_weights(model: torch.nn.Module, source_state: Mapping[str, torch.Tensor], head: str) -> None:
+    """Copy the source's weights into the target model, all but a replaced head."""
+    new_head = head_is_new(source_state, model, head)
+    keep = {k: v for k, v in source_state.items() if not (new_head and k.startswith(f"{head}."))}
+    missing = set(model.state_dict()) - set(keep) - ({f"{head}.weight", f"{head}.bias"} if new_head else set())
+    if missing:
+        raise LTHError(f"source weights lack {sorted(missing)[:5]}: not the source architecture")
+    model.load_state_dict(keep, strict=False)
+
+
+def target_mask(source_mask: Mapping[str, torch.Tensor], model: torch.nn.Module, head: str) -> dict:
+    """The source mask, layer by layer; a replaced head is unpruned (all ones)."""
+    params = dict(model.named_parameters())
+    out = {}
+    for name, m in source_mask.items():
+        if tuple(m.shape) == tuple(params[name].shape):
+            out[name] = m.clone()
+        elif name == f"{head}.weight":
+            out[name] = torch.ones_like(params[name], dtype=torch.bool)
+        else:
+            raise LTHError(f"source mask of '{name}' has shape {tuple(m.shape)}, the target model's is "
+                           f"{tuple(params[name].shape)}")
+    return out

@@ -1,0 +1,41 @@
+# Stage 7: the regenerated paper report of each experiment. notebooks/lth_report.ipynb runs under
+# papermill in this environment's kernel, with the experiment's resolved config (its published
+# numbers included) as a parameter; the executed notebook is kept beside its HTML export, and the
+# figures are written as PNG and SVG. `snakemake --report report.html` collects those figures.
+
+REPORTS = config["reports_dir"]
+REPORT_NOTEBOOK = f"{workflow.basedir}/notebooks/lth_report.ipynb"
+
+
+report: "../report/workflow.rst"
+
+
+def report_html(exp):
+    return f"{REPORTS}/{exp}.html"
+
+
+rule report:
+    """Execute the report notebook on an experiment's results and export it as HTML."""
+    input:
+        notebook=REPORT_NOTEBOOK,
+        summary=f"{RESULTS}/{{exp}}/summary.csv",
+        densities=f"{RESULTS}/{{exp}}/layer_density.csv",
+    output:
+        html=report(f"{REPORTS}/{{exp}}.html", caption="../report/notebook.rst", category="Reports",
+                    labels={"experiment": "{exp}", "item": "notebook (HTML)"}),
+        notebook=f"{REPORTS}/{{exp}}.ipynb",
+        figures=report(directory(f"{REPORTS}/{{exp}}"), patterns=["{name}.png"], caption="../report/figures.rst",
+                       category="Figures", labels={"experiment": "{exp}", "figure": "{name}"}),
+    params:
+        results=lambda wc: f"{RESULTS}/{wc.exp}",
+        config=settings_json,
+    resources:
+        mem_mb=2000,
+        runtime=20,
+    log:
+        f"{RESULTS}/{{exp}}/logs/report.log",
+    localrule: True
+    shell:
+        "python -m lth.report --notebook {input.notebook:q} --results {params.results:q} "
+        "--experiment {wildcards.exp} --config-json {params.config:q} --figures-dir {output.figures:q} "
+        "--executed {output.notebook:q} --html {output.html:q} > {log} 2>&1"

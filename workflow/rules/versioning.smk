@@ -1,0 +1,52 @@
+# Versioning with DVC: Snakemake owns the DAG, DVC owns the versions (no dvc.yaml stages).
+# `snakemake --cores all version` records every finished experiment as results/<exp>.dvc, the
+# hashes of all its files (see .dvcignore for what is left out); commit those files with git and
+# `dvc push` uploads the files. README.md, "Sharing results with DVC", has the whole round trip.
+
+from types import SimpleNamespace
+
+
+def commit_pinned_data(wildcards):
+    """Commands that put the experiment's datasets tracked through data.dvc into the DVC cache, so that
+    `dvc push` uploads them too and a colleague's `dvc pull` needs no fetch. They are checked against
+    their pins first: `dvc commit` must never re-pin other bytes."""
+    files = dict.fromkeys(f"{DATA}/{dataset_id(d)}/tensors.safetensors" for d in datasets_of(wildcards.exp))
+    files = " ".join(shlex.quote(f) for f in files if DATA_PINS.tracked(f))
+    if not files:
+        return ""
+    return (f"lth verify --pins {shlex.quote(str(DATA_PINS.file))} --data-dir {shlex.quote(DATA)} {files} && "
+            f"dvc --wait-for-lock commit --quiet --no-relink {files} && ")
+
+
+rule dvc_add:
+    """Version an experiment's finished results (after its summary) as results/<exp>.dvc."""
+    input:
+        summary=f"{RESULTS}/{{exp}}/summary.csv",
+        densities=f"{RESULTS}/{{exp}}/layer_density.csv",
+    output:
+        f"{RESULTS}/{{exp}}.dvc",
+    params:
+        folder=lambda wc: f"{RESULTS}/{wc.exp}",
+        commit_data=commit_pinned_data,
+    localrule: True
+    # --no-relink: DVC leaves the files as they are (relinking re-stamps them, and Snakemake would
+    # retrain); --wait-for-lock: experiments finishing together would fail on DVC's repository lock
+    shell:
+        "export DVC_NO_ANALYTICS=1; {params.commit_data}dvc --wait-for-lock add --quiet --no-relink {params.folder:q}"
+
+
+rule version:
+    """Target: version every experiment of the config (`snakemake --cores all version`)."""
+    input:
+        [f"{RESULTS}/{name}.dvc" for name in EXPERIMENTS],
+    localrule: True
+
+
+rule runs:
+    """Target: every training run of every experiment, nothing derived from them. After `dvc pull`
+    the pulled files have fresh modification times in no particular order, so Snakemake would
+    retrain; `snakemake --touch --forceall runs` marks them up to date in DAG order (it changes
+    modification times only), and the next run regenerates summaries and reports from them."""
+    input:
+        [level_records(SimpleNamespace(exp=name)) for name in EXPERIMENTS],
+    localrule: True
