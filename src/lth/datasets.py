@@ -95,12 +95,9 @@ def dataset_dir(data_dir, name: str, options: dict | None = None) -> Path:
 
 
 def file_sha256(path) -> str:
-    """Hex sha256 of a file, streamed in 1 MiB chunks (dataset files can be large)."""
-    h = hashlib.sha256()
+    """Hex sha256 of a file, streamed (dataset files can be large)."""
     with open(path, "rb") as f:
-        while chunk := f.read(1 << 20):
-            h.update(chunk)
-    return h.hexdigest()
+        return hashlib.file_digest(f, "sha256").hexdigest()
 
 
 # ---------------------------------------------------------------------------------------- fetch

@@ -74,9 +74,6 @@ def _relative(path, folder) -> str | None:
 
 
 def md5(path) -> str:
-    """Hex md5 of a file's raw bytes (what DVC 3 records), streamed in 1 MiB chunks."""
-    h = hashlib.md5()
+    """Hex md5 of a file's raw bytes (what DVC 3 records), streamed."""
     with open(path, "rb") as f:
-        while chunk := f.read(1 << 20):
-            h.update(chunk)
-    return h.hexdigest()
+        return hashlib.file_digest(f, "md5").hexdigest()
