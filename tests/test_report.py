@@ -18,6 +18,8 @@ import pandas as pd
 import pytest
 import yaml
 
+import test_workflow
+
 from lth import report
 from lth.errors import LTHError
 
@@ -26,15 +28,9 @@ NOTEBOOK = ROOT / "notebooks" / "lth_report.ipynb"
 FIGURES = ["accuracy", "early_stop", "curves", "layer_density"]
 PUBLISHED = [{"weights_remaining": 1.0, "ticket": 0.60, "random_prune": 0.55},
              {"weights_remaining": 0.5, "ticket": 0.62, "random_prune": 0.50}]
-TINY = {
-    "dataset": {"name": "mnist1d", "val_size": 500},
-    "model": {"name": "mlp1d", "options": {"hidden": 32}},
-    "training": {"lr": 0.01, "iterations": 100, "eval_every": 25},
-    "pruning": {"rates": {"fc": 0.5, "output": 0.25}, "levels": 2},
-    "variants": ["ticket", "reinit", "random_prune"],
-    "seeds": [0, 1],
-    "reference": {"citation": "A test paper", "findings": ["tickets win"], "published": PUBLISHED},
-}
+TINY = {**test_workflow.TINY, "training": {"lr": 0.01, "iterations": 100, "eval_every": 25},
+        "variants": ["ticket", "reinit", "random_prune"],
+        "reference": {"citation": "A test paper", "findings": ["tickets win"], "published": PUBLISHED}}
 
 
 def env():

@@ -19,17 +19,13 @@ from pathlib import Path
 import pytest
 import yaml
 
+from test_workflow import TINY
+
 ROOT = Path(__file__).resolve().parents[1]
 PROFILE = ROOT / "profiles" / "slurm"
 VENV_PATH = f"{Path(sys.executable).parent}:{os.environ['PATH']}"  # jobs inherit PATH (sbatch --export=ALL)
-SMALL = {  # the tiny experiment of test_workflow.py with one level: 5 cluster jobs, 3 deep
-    "dataset": {"name": "mnist1d", "val_size": 500},
-    "model": {"name": "mlp1d", "options": {"hidden": 32}},
-    "training": {"lr": 0.01, "iterations": 200, "eval_every": 50},
-    "pruning": {"rates": {"fc": 0.5, "output": 0.25}, "levels": 1},
-    "variants": ["ticket", "reinit", "random_prune"],
-    "seeds": [0, 1],
-}
+# the tiny experiment of test_workflow.py with one level: 5 cluster jobs, 3 deep
+SMALL = {**TINY, "pruning": {**TINY["pruning"], "levels": 1}, "variants": ["ticket", "reinit", "random_prune"]}
 # Overrides for the test cluster: its node has no GPU, it keeps no accounting database (the plugin
 # must poll squeue, not sacct), and its jobs take seconds (poll soon instead of after 40 s).
 CPU_ONLY_TEST_CLUSTER = ["--set-resources", "dense:gpu=0", "level:gpu=0", "--slurm-status-command", "squeue",
