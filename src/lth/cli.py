@@ -66,7 +66,7 @@ def cmd_prune(args) -> None:
     from lth.masks import density
 
     exp = _experiment(args)
-    for chain in args.chain:
+    for chain in args.chain or ["ticket"]:
         mask = exp.prune_level(args.seed, args.level, chain)
         print(f"seed {args.seed} level {args.level} {chain}: weights remaining {density(mask):.4f}")
 
@@ -139,7 +139,7 @@ def cmd_track(args) -> None:
     s = _full_settings(args)
     try:
         new, old = tracking.sync(uri, args.experiment, settings.core(s), Path(args.results), run_keys(s))
-    except LTHError:
+    except LTHError:  # a user error (e.g. an unfinished run): as it is
         raise
     except Exception as exc:
         raise LTHError(f"MLflow tracking at {uri} failed ({type(exc).__name__}: {exc}); "
@@ -257,8 +257,6 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    if getattr(args, "chain", "") is None:
-        args.chain = ["ticket"]
     try:
         args.func(args)
     except LTHError as exc:

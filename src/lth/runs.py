@@ -71,9 +71,9 @@ class Experiment:
         return self._provenance(self.settings["transfer"]["targets"][target]["dataset"])
 
     def _provenance(self, d: dict[str, Any]) -> dict[str, Any]:
-        from lth.datasets import dataset_dir, file_sha256
+        from lth.datasets import TENSORS_FILE, dataset_dir, file_sha256
 
-        data_file = dataset_dir(self.data_dir, d["name"], d["options"] or None) / "tensors.safetensors"
+        data_file = dataset_dir(self.data_dir, d["name"], d["options"] or None) / TENSORS_FILE
         return {"lth_version": lth.__version__, "torch_version": torch.__version__, "git_commit": git_commit(),
                 "dataset_sha256": file_sha256(data_file), "device": str(self.device),
                 "settings_fingerprint": self.fingerprint}
@@ -87,10 +87,10 @@ class Experiment:
         return build_model(m["name"], info.input_shape, num_classes or info.num_classes, seed=seed,
                            **m["options"]).to(self.device)
 
-    @property
-    def augment(self) -> bool:
+    def augment(self, info) -> bool:
+        """Crop/flip augmentation: as configured, else the dataset's default (`info.augment`)."""
         flag = self.settings["training"]["augment"]
-        return self.splits.info.augment if flag is None else flag
+        return info.augment if flag is None else flag
 
     def kinds(self, model) -> dict[str, str]:
         return masks.layer_kinds(model, self.settings["pruning"]["exclude"])
@@ -135,7 +135,7 @@ class Experiment:
         if k > 0:
             seg.snapshot_at = k
             seg.on_snapshot = lambda state: artifacts.save_tensors(self.layout.rewind(seed), state)
-        result = train(model, mask, self.splits, self.settings["training"], seg, augment=self.augment)
+        result = train(model, mask, self.splits, self.settings["training"], seg, augment=self.augment(self.splits.info))
         return self._finish(seed, 0, DENSE, model, mask, result, started)
 
     # --- stage 3: pruning -------------------------------------------------------------------
@@ -164,14 +164,13 @@ class Experiment:
                            f"{', '.join(CHAIN_OF)} at levels >= 1")
         mask_path = self.layout.mask(seed, level, chain)
         mask = artifacts.load_tensors(mask_path)
-        model = self.new_model(seed)
+        # reinit: a fresh init from another seed; the others overwrite theirs with loaded weights
+        model = self.new_model(derive_seed(seed, "reinit", level) if variant == "reinit" else seed)
         masks.check_mask(model, mask, str(mask_path))
         schedule = lambda t: lr_at(training, t)  # noqa: E731
         if variant in ("ticket", "random_prune"):
             artifacts.load_weights(model, self.layout.rewind(seed))
-        elif variant == "reinit":
-            model = self.new_model(derive_seed(seed, "reinit", level))
-        else:  # lr_rewind, finetune: continue from the previous level's trained weights
+        elif variant != "reinit":  # lr_rewind, finetune: continue from the previous level's trained weights
             artifacts.load_weights(model, self.layout.final(seed, *self.layout.previous(seed, level, chain)))
         if variant == "random_prune":
             g = torch.Generator().manual_seed(derive_seed(seed, "random_prune", level))
@@ -186,7 +185,7 @@ class Experiment:
         started = time.perf_counter()
         model, mask, start, schedule = self.start_state(seed, level, variant)
         seg = self._segment(seed, level, variant, start, schedule)
-        result = train(model, mask, self.splits, self.settings["training"], seg, augment=self.augment)
+        result = train(model, mask, self.splits, self.settings["training"], seg, augment=self.augment(self.splits.info))
         return self._finish(seed, level, variant, model, mask, result, started)
 
     def train_level(self, seed: int, level: int, chain: str, variants: list[str]) -> dict[str, Any]:
@@ -271,8 +270,7 @@ class Experiment:
         seg = self._segment(seed, level, variant, self.settings["rewind_iteration"], lambda t: lr_at(training, t),
                             target)
         splits = self.target_splits(target)
-        flag = training["augment"]
-        result = train(model, mask, splits, training, seg, augment=splits.info.augment if flag is None else flag)
+        result = train(model, mask, splits, training, seg, augment=self.augment(splits.info))
         return self._finish(seed, level, variant, model, mask, result, started, target)
 
 

@@ -87,7 +87,7 @@ def _flatten(prefix: str, value: Any, out: dict[str, str]) -> dict[str, str]:
 
 def log_run(client, exp_id: str, experiment: str, settings: dict[str, Any], run_dir: Path) -> str:
     """Log one finished training run (params, per-evaluation metrics, tags, artifacts); return its id."""
-    from mlflow.entities import Metric, Param, RunTag
+    from mlflow.entities import Metric, Param
 
     from lth.settings import CHAIN_OF
 

@@ -6,6 +6,7 @@ import shlex
 import sys
 from pathlib import Path
 
+from lth.datasets import TENSORS_FILE
 from lth.errors import LTHError
 from lth.layout import DENSE, Layout
 from lth.settings import chains, check_results_folder, resolve, transfer_levels
@@ -49,6 +50,11 @@ def dataset_id(d):
     return dataset_dir(Path(DATA), d["name"], d["options"] or None).name
 
 
+def tensors_file(d):
+    """The file `lth fetch` writes for a dataset (settings)."""
+    return f"{DATA}/{dataset_id(d)}/{TENSORS_FILE}"
+
+
 def datasets_of(exp):
     """Dataset settings an experiment uses: its source, then its transfer targets."""
     s = EXPERIMENTS[exp]
@@ -61,10 +67,9 @@ DATASETS_USED = {dataset_id(d): d for exp in EXPERIMENTS for d in datasets_of(ex
 
 def dataset_file(wildcards):
     """The tensors file of the experiment's dataset (and of the target, for a transfer job)."""
-    files = [f"{DATA}/{dataset_id(EXPERIMENTS[wildcards.exp]['dataset'])}/tensors.safetensors"]
+    files = [tensors_file(EXPERIMENTS[wildcards.exp]["dataset"])]
     if "target" in wildcards.keys():
-        target = EXPERIMENTS[wildcards.exp]["transfer"]["targets"][wildcards.target]["dataset"]
-        files.append(f"{DATA}/{dataset_id(target)}/tensors.safetensors")
+        files.append(tensors_file(EXPERIMENTS[wildcards.exp]["transfer"]["targets"][wildcards.target]["dataset"]))
     return files
 
 

@@ -15,8 +15,8 @@ except LTHError as exc:
 
 # A dataset file altered after its fetch is newer than the runs trained on it, so Snakemake would
 # retrain on it: check the files already on disk each time the workflow starts, before any job.
-for _dataset in DATASETS_USED:
-    _file = f"{DATA}/{_dataset}/tensors.safetensors"
+for _dataset in DATASETS_USED.values():
+    _file = tensors_file(_dataset)
     try:
         if Path(_file).is_file():
             DATA_PINS.check(_file, DATA)
@@ -31,7 +31,7 @@ def fetch_options(wildcards):
 
 rule fetch:
     output:
-        f"{DATA}/{{dataset}}/tensors.safetensors",
+        f"{DATA}/{{dataset}}/{TENSORS_FILE}",
     wildcard_constraints:
         dataset="|".join(DATASETS_USED) or "^$",
     params:

@@ -10,7 +10,7 @@ def commit_pinned_data(wildcards):
     """Commands that put the experiment's datasets tracked through data.dvc into the DVC cache, so that
     `dvc push` uploads them too and a colleague's `dvc pull` needs no fetch. They are checked against
     their pins first: `dvc commit` must never re-pin other bytes."""
-    files = dict.fromkeys(f"{DATA}/{dataset_id(d)}/tensors.safetensors" for d in datasets_of(wildcards.exp))
+    files = dict.fromkeys(tensors_file(d) for d in datasets_of(wildcards.exp))
     files = " ".join(shlex.quote(f) for f in files if DATA_PINS.tracked(f))
     if not files:
         return ""
