@@ -1,10 +1,12 @@
 # lth: the lottery-ticket DAG. `snakemake --cores all` runs config/config.yaml;
 # `--configfile config/presets/<paper>.yaml` runs a paper preset instead.
 #
-#   fetch -> dense (level 0) -> level L of each mask chain (prune + its variants) -> summary
+#   fetch -> settings -> dense (level 0) [-> rewind (theta_k)] -> level L of each mask chain
+#   (prune + its variants) -> transfer -> summary -> report, track
 #
-# Rules live in workflow/rules/ (one file per stage family); the experiment logic lives in
-# the `lth` package, which each rule calls through its command line.
+# Rules live in workflow/rules/ (one file per stage family). Which jobs exist and what each
+# reads is the plan's (lth.plan); the experiment logic lives in the `lth` package, which each
+# rule calls through its command line.
 
 from snakemake.utils import min_version, validate
 
@@ -21,7 +23,6 @@ if not workflow.overwrite_configfiles:
 include: "workflow/rules/common.smk"
 include: "workflow/rules/fetch.smk"
 include: "workflow/rules/train.smk"
-include: "workflow/rules/transfer.smk"
 include: "workflow/rules/summary.smk"
 include: "workflow/rules/report.smk"
 include: "workflow/rules/tracking.smk"

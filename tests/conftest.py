@@ -23,24 +23,40 @@ def data_dir(tmp_path_factory):
     return root
 
 
-@pytest.fixture
-def tiny_settings():
-    return copy.deepcopy(TINY)
+def tiny(changes=None) -> dict:
+    """The tiny settings with `changes` merged one level deep."""
+    s = copy.deepcopy(TINY)
+    for key, value in (changes or {}).items():
+        if isinstance(value, dict) and isinstance(s.get(key), dict):
+            s[key].update(value)
+        else:
+            s[key] = value
+    return s
 
 
 @pytest.fixture
-def settings_file(tmp_path, tiny_settings):
-    """Write settings (tiny, with `changes` merged one level deep) to a file; return its path."""
+def settings_file(tmp_path):
+    """Write settings (tiny, with `changes`) to a file; return its path."""
 
     def write(changes=None, name="settings.json"):
-        s = copy.deepcopy(tiny_settings)
-        for key, value in (changes or {}).items():
-            if isinstance(value, dict) and isinstance(s.get(key), dict):
-                s[key].update(value)
-            else:
-                s[key] = value
         path = tmp_path / name
-        path.write_text(json.dumps(s))
+        path.write_text(json.dumps(tiny(changes)))
         return path
 
     return write
+
+
+@pytest.fixture
+def context(tmp_path, data_dir):
+    """A job context (lth.jobs.Context, CPU) of the tiny settings with `changes`, results in tmp_path/<name>."""
+    import torch
+
+    from lth.jobs import Context
+    from lth.plan import plan_of
+
+    def make(changes=None, name="exp"):
+        plan = plan_of(name, tiny(changes), tmp_path / name, {"data_dir": str(data_dir)})
+        plan.write()
+        return Context(plan, torch.device("cpu"))
+
+    return make

@@ -3,12 +3,16 @@
 import pytest
 import torch
 
+from conftest import TINY
+
 from lth import artifacts, masks, settings
 from lth.errors import LTHError
-from lth.layout import Layout
+from lth.layout import RunKey
 from lth.models import build_model, output_layer_name
-from lth.runs import Experiment
-from lth.transfer import adapt_inputs, check_adaptable, load_source_weights, target_mask
+from lth.plan import Job
+from lth.settings import check_adaptable
+from lth.start import start_state
+from lth.transfer import adapt_inputs, load_source_weights, target_mask
 
 
 def test_inputs_are_adapted_only_where_meaningful():
@@ -45,24 +49,29 @@ def test_a_new_head_replaces_the_source_head_and_everything_else_is_the_source()
 
 
 @pytest.fixture
-def source_with_ticket(tmp_path, data_dir, tiny_settings):
+def source_with_ticket(data_dir, context):
     from lth.datasets import fetch
 
     fetch("mnist1d", data_dir, options={"seed": 43})
-    s = settings.resolve({**tiny_settings, "rewind_iteration": 20,
-                          "transfer": {"targets": {"draw43": {"dataset": {"name": "mnist1d", "options": {"seed": 43}}}}}})
-    exp = Experiment(s, Layout(tmp_path / "src"), data_dir)
-    exp.train_dense(0)
-    exp.train_level(0, 1, "ticket", ["ticket"])
-    return exp
+    ctx = context({"rewind_iteration": 20, "variants": ["ticket"], "pruning": {"levels": 1},
+                   "transfer": {"targets": {"draw43": {"dataset": {"name": "mnist1d", "options": {"seed": 43}}}}}})
+    for job in ctx.plan.jobs()[:3]:  # dense, rewind, level 1
+        ctx.run(job)
+    return ctx
+
+
+def start(ctx, level, variant):
+    s = start_state(ctx, RunKey(0, level, variant, "draw43"))
+    return s.model, s.mask
 
 
 def test_transferred_ticket_starts_from_the_source_mask_and_rewound_weights(source_with_ticket):
-    exp = source_with_ticket
-    rewind = artifacts.load_tensors(exp.layout.rewind(0))
-    source_mask = artifacts.load_tensors(exp.layout.mask(0, 1, "ticket"))
+    ctx = source_with_ticket
+    layout = ctx.plan.layout
+    rewind = artifacts.load_tensors(layout.rewind(0, 20))
+    source_mask = artifacts.load_tensors(layout.mask(RunKey(0, 1, "ticket")))
 
-    model, mask = exp.transfer_start(0, "draw43", 1, "ticket_transfer")
+    model, mask = start(ctx, 1, "ticket_transfer")
     assert mask.keys() == source_mask.keys()
     for name in mask:
         assert torch.equal(mask[name], source_mask[name]), name
@@ -71,29 +80,29 @@ def test_transferred_ticket_starts_from_the_source_mask_and_rewound_weights(sour
         expected = value * source_mask[name] if name in source_mask else value
         assert torch.equal(state[name], expected), name
 
-    model, mask = exp.transfer_start(0, "draw43", 1, "mask_transfer")
+    model, mask = start(ctx, 1, "mask_transfer")
     assert all(torch.equal(mask[n], source_mask[n]) for n in mask)
     assert not torch.equal(model.state_dict()["linear1.weight"], rewind["linear1.weight"] * mask["linear1.weight"])
 
-    model, mask = exp.transfer_start(0, "draw43", 1, "random_prune")
+    model, mask = start(ctx, 1, "random_prune")
     assert masks.counts(mask) == masks.counts(source_mask)
     assert not torch.equal(mask["linear1.weight"], source_mask["linear1.weight"])
 
-    model, mask = exp.transfer_start(0, "draw43", 0, "dense")
+    model, mask = start(ctx, 0, "dense")
     assert masks.density(mask) == 1.0
     assert all(torch.equal(model.state_dict()[n], v) for n, v in rewind.items())
 
-    records = exp.train_transfer(0, "draw43", [0, 1], ["ticket_transfer", "mask_transfer", "random_prune", "dense"])
+    records = {(r["level"], r["variant"]): r for r in ctx.run(Job("transfer", 0, target="draw43"))}
     assert sorted(records) == [(0, "dense"), (1, "mask_transfer"), (1, "random_prune"), (1, "ticket_transfer")]
     assert {r["target"] for r in records.values()} == {"draw43"}
     assert records[1, "ticket_transfer"]["curves"][0]["iteration"] == 20  # same budget: k..T
-    assert exp.layout.transfer_record(0, "draw43").exists()
+    assert layout.transfer_record(0, "draw43").exists()
 
 
-def test_a_target_that_cannot_be_adapted_is_refused_at_validation(tiny_settings):
-    bad = {**tiny_settings, "transfer": {"targets": {"digits": {"dataset": {"name": "digits"}}}}}
+def test_a_target_that_cannot_be_adapted_is_refused_at_validation():
+    bad = {**TINY, "transfer": {"targets": {"digits": {"dataset": {"name": "digits"}}}}}
     with pytest.raises(LTHError, match=r"transfer.targets.digits: target inputs of shape \(1, 8, 8\)"):
         settings.resolve(bad)
     with pytest.raises(LTHError, match="transfer.levels"):
-        settings.resolve({**tiny_settings, "transfer": {"targets": {"t": {"dataset": {"name": "mnist1d"}}},
+        settings.resolve({**TINY, "transfer": {"targets": {"t": {"dataset": {"name": "mnist1d"}}},
                                                        "levels": [7]}})

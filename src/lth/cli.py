@@ -13,22 +13,44 @@ from pathlib import Path
 from lth.errors import LTHError
 
 
-def _experiment(args):
+def _context(plan, args):
+    """A job context for `plan` on the device and thread count that `args` give."""
     import torch
 
-    from lth import settings
-    from lth.layout import Layout
-    from lth.runs import Experiment, pick_device
+    from lth.jobs import Context, pick_device
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    return Experiment(settings.load(args.settings), Layout(Path(args.results)), Path(args.data_dir),
-                      pick_device(args.device), track_uri=args.track)
+    device = args.device if args.device is not None else plan.workflow.get("device", "auto")
+    track = args.track if args.track is not None else (plan.workflow.get("tracking_uri")
+                                                       if plan.workflow.get("live_tracking") else None)
+    return Context(plan, pick_device(device), track_uri=track)
+
+
+def _by_hand(args):
+    """The plan of a settings file run by hand in results folder `args.results` (recorded there)."""
+    import yaml
+
+    from lth.plan import plan_of
+
+    path = Path(args.settings)
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise LTHError(f"settings file not found: {path}") from None
+    except yaml.YAMLError as exc:
+        raise LTHError(f"{path}: not valid YAML: {exc}") from None
+    if isinstance(raw, dict) and args.seed not in (raw.get("seeds") or [args.seed]):
+        raw = {**raw, "seeds": [*raw["seeds"], args.seed]}  # by hand, any seed
+    plan = plan_of(Path(args.results).name, {} if raw is None else raw, args.results, {"data_dir": args.data_dir}, where=str(path))
+    plan.write()
+    return plan, _context(plan, args)
 
 
 def _report(record: dict) -> None:
     s = record["summary"]
-    print(f"seed {record['seed']} level {record['level']} {record['variant']}: "
+    target = f" on {record['target']}" if record.get("target") else ""
+    print(f"seed {record['seed']} level {record['level']} {record['variant']}{target}: "
           f"weights remaining {record['weights_remaining']:.4f}, test accuracy {s['test_accuracy']:.4f}, "
           f"early stop at {s['early_stop_iteration']}, {s['train_seconds']:.1f} s training")
 
@@ -59,92 +81,64 @@ def cmd_verify(args) -> None:
 
 
 def cmd_train(args) -> None:
-    _report(_experiment(args).train_dense(args.seed))
+    plan, ctx = _by_hand(args)
+    for record in ctx.run(plan.job("dense", args.seed)):
+        _report(record)
 
 
 def cmd_prune(args) -> None:
     from lth.masks import density
 
-    exp = _experiment(args)
+    _, ctx = _by_hand(args)
     for chain in args.chain or ["ticket"]:
-        mask = exp.prune_level(args.seed, args.level, chain)
+        mask = ctx.prune(args.seed, args.level, chain)
         print(f"seed {args.seed} level {args.level} {chain}: weights remaining {density(mask):.4f}")
 
 
 def cmd_retrain(args) -> None:
-    exp = _experiment(args)
+    from lth.layout import RunKey
+    from lth.variants import SOURCE
+
+    plan, ctx = _by_hand(args)
     for variant in args.variant:
-        _report(exp.train_variant(args.seed, args.level, variant))
+        job = plan.job("level", args.seed, args.level, SOURCE[variant].chain)
+        _report(ctx.train_run(job, RunKey(args.seed, args.level, variant)))
 
 
-def cmd_claim(args) -> None:
-    import json
+def cmd_job(args) -> None:
+    from lth.plan import Plan
 
-    from lth import settings
-
-    try:
-        raw = json.loads(args.settings_json)
-    except json.JSONDecodeError as exc:
-        raise LTHError(f"--settings-json: not valid JSON ({exc})") from None
-    settings.claim_results_folder(Path(args.results), settings.resolve(raw, where="--settings-json"))
-    print(Path(args.results) / "settings.json")
-
-
-def cmd_level(args) -> None:
-    exp = _experiment(args)
-    for record in exp.train_level(args.seed, args.level, args.chain, args.variant).values():
+    plan = Plan.from_results(args.results)
+    job = plan.job(args.stage, args.seed, args.level, args.chain, args.target, args.k, fingerprint=args.fingerprint)
+    for record in _context(plan, args).run(job):
         _report(record)
-
-
-def _full_settings(args) -> dict:
-    """An experiment's whole settings (seeds, levels, variants, transfer): --settings-json or --settings."""
-    import json
-
-    from lth import settings
-
-    if args.settings_json:
-        try:
-            return settings.resolve(json.loads(args.settings_json), where="--settings-json")
-        except json.JSONDecodeError as exc:
-            raise LTHError(f"--settings-json: not valid JSON ({exc})") from None
-    if args.settings:
-        return settings.load(args.settings)
-    raise LTHError("give the experiment's settings: --settings FILE or --settings-json JSON")
 
 
 def cmd_summarize(args) -> None:
+    from lth.plan import Plan
     from lth.summary import write_summary
 
-    print(write_summary(args.experiment, Path(args.results), _full_settings(args)))
-
-
-def cmd_transfer(args) -> None:
-    exp = _experiment(args)
-    if args.target not in exp.settings["transfer"]["targets"]:
-        raise LTHError(f"--target {args.target}: not a transfer target of {args.settings} "
-                       f"(targets: {', '.join(exp.settings['transfer']['targets']) or 'none'})")
-    for record in exp.train_transfer(args.seed, args.target, args.levels, args.variant).values():
-        _report(record)
+    print(write_summary(Plan.from_results(args.results)))
 
 
 def cmd_track(args) -> None:
-    from lth import settings, tracking
-    from lth.summary import run_keys
+    from lth import tracking
+    from lth.plan import Plan
 
-    uri = tracking.resolve_uri(args.tracking_uri)
+    plan = Plan.from_results(args.results)
+    uri = tracking.resolve_uri(args.tracking_uri or plan.workflow.get("tracking_uri"))
     if args.prepare:
-        ids = tracking.prepare(uri, [args.experiment])
-        print(f"MLflow experiment '{args.experiment}' (id {ids[args.experiment]}) at {uri}")
+        ids = tracking.prepare(uri, [plan.experiment])
+        print(f"MLflow experiment '{plan.experiment}' (id {ids[plan.experiment]}) at {uri}")
         return
-    s = _full_settings(args)
     try:
-        new, old = tracking.sync(uri, args.experiment, settings.core(s), Path(args.results), run_keys(s))
+        new, old = tracking.sync(uri, plan)
     except LTHError:  # a user error (e.g. an unfinished run): as it is
         raise
     except Exception as exc:
         raise LTHError(f"MLflow tracking at {uri} failed ({type(exc).__name__}: {exc}); "
                        f"the results are on disk: run this command again once the store is reachable") from None
-    print(f"{args.experiment}: logged {new} runs to {uri} ({old} were there already)")
+    print(f"{plan.experiment}: logged {new} runs to {uri} ({old} were there already)")
 
 
 def _key_value(text: str):
@@ -176,81 +170,64 @@ def parser() -> argparse.ArgumentParser:
     v.add_argument("--pins", default="data.dvc", help="the DVC file with the pins")
     v.set_defaults(func=cmd_verify)
 
-    from lth.settings import CHAIN_OF, VARIANTS
+    from lth.variants import SOURCE
 
-    chains = sorted(set(CHAIN_OF.values()))
+    chains = sorted({v.chain for v in SOURCE.values()})
 
-    def run_args(sp, level: bool, variants: bool = False):
-        sp.add_argument("--settings", required=True, help="YAML/JSON settings of one experiment")
+    def run_args(sp, by_hand: bool = True):
+        if by_hand:
+            sp.add_argument("--settings", required=True, help="YAML/JSON settings of one experiment")
+            sp.add_argument("--data-dir", default="data")
         sp.add_argument("--results", required=True, help="results folder of the experiment, e.g. results/NAME")
         sp.add_argument("--seed", type=int, required=True)
-        if level:
-            sp.add_argument("--level", type=int, required=True)
-        sp.add_argument("--data-dir", default="data")
-        sp.add_argument("--device", default="auto", help="auto (GPU if visible), cpu, cuda, cuda:N")
+        sp.add_argument("--device", default=None if not by_hand else "auto",
+                        help="auto (GPU if visible), cpu, cuda, cuda:N")
         sp.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
         sp.add_argument("--track", metavar="URI", help="log each finished run to this MLflow tracking URI")
-        if variants:
-            sp.add_argument("--variant", action="append", required=True, choices=VARIANTS, help="repeatable")
 
     t = sub.add_parser("train", help="dense training, level 0",
-                       description="Train the dense network from theta_0; save theta_0, theta_k, final weights, metrics.")
-    run_args(t, level=False)
+                       description="Train the dense network from theta_0; save theta_0, final weights, metrics.")
+    run_args(t)
     t.set_defaults(func=cmd_train)
 
     pr = sub.add_parser("prune", help="one pruning round: the mask of level L",
                         description="Prune the previous level's trained weights of a chain to get level L's mask.")
-    run_args(pr, level=True)
+    run_args(pr)
+    pr.add_argument("--level", type=int, required=True)
     pr.add_argument("--chain", action="append", choices=chains,
                     help="mask chain (repeatable; default: ticket)")
     pr.set_defaults(func=cmd_prune)
 
     r = sub.add_parser("retrain", help="train variants at level L",
                        description="Train variants (ticket, reinit, random_prune, lr_rewind, finetune) at level L.")
-    run_args(r, level=True, variants=True)
+    run_args(r)
+    r.add_argument("--level", type=int, required=True)
+    r.add_argument("--variant", action="append", required=True, choices=list(SOURCE), help="repeatable")
     r.set_defaults(func=cmd_retrain)
 
-    lv = sub.add_parser("level", help="one IMP round of a chain: prune, then train its variants (one process)",
-                        description="Prune level L's mask of a chain and train the chain's variants at level L; "
-                                    "variants finished before an interruption are kept.")
-    run_args(lv, level=True, variants=True)
-    lv.add_argument("--chain", required=True, choices=chains)
-    lv.set_defaults(func=cmd_level)
-
-    tf = sub.add_parser("transfer", help="train source tickets on a transfer target",
-                        description="Train the transfer variants on a target dataset: dense at level 0; "
-                                    "ticket_transfer, mask_transfer, random_prune with the source's level-L tickets.")
-    run_args(tf, level=False)
-    tf.add_argument("--target", required=True, help="a name under transfer.targets in the settings")
-    tf.add_argument("--levels", type=int, nargs="+", required=True, help="source levels (0: dense)")
-    tf.add_argument("--variant", action="append", required=True,
-                    choices=["ticket_transfer", "mask_transfer", "random_prune", "dense"], help="repeatable")
-    tf.set_defaults(func=cmd_transfer)
-
-    c = sub.add_parser("claim", help="record an experiment's settings in its results folder",
-                       description="Write RESULTS/settings.json (the settings that determine the runs), or check "
-                                   "that the folder already holds runs of the same settings.")
-    c.add_argument("--results", required=True)
-    c.add_argument("--settings-json", required=True, help="the experiment's settings as JSON")
-    c.set_defaults(func=cmd_claim)
+    j = sub.add_parser("job", help="run one job of the workflow's plan (what the Snakemake rules call)",
+                       description="Run one planned job of the experiment whose settings.json is in --results.")
+    j.add_argument("stage", choices=["dense", "rewind", "level", "transfer"])
+    run_args(j, by_hand=False)
+    j.add_argument("--level", type=int, default=0)
+    j.add_argument("--chain", default="", choices=["", *chains])
+    j.add_argument("--target", default="")
+    j.add_argument("--k", type=int, default=0, help="rewind point of a rewind job")
+    j.add_argument("--fingerprint", help="the stage fingerprint the job was planned with (refused if stale)")
+    j.set_defaults(func=cmd_job)
 
     tr = sub.add_parser("track", help="log an experiment's finished runs to MLflow (those not logged yet)",
                         description="Log every finished run (seed x level x variant) that the MLflow store does not "
                                     "hold yet: after training, or again after a tracking failure.")
-    tr.add_argument("--experiment", required=True)
-    tr.add_argument("--results", required=True)
-    tr.add_argument("--settings", help="YAML/JSON settings of the experiment (seeds, levels, variants, targets)")
-    tr.add_argument("--settings-json", help="the same, as a JSON string")
-    tr.add_argument("--tracking-uri", help="default: $MLFLOW_TRACKING_URI, else sqlite:///mlflow.db here")
+    tr.add_argument("--results", required=True, help="results folder of the experiment (holds settings.json)")
+    tr.add_argument("--tracking-uri", help="default: the workflow's, else $MLFLOW_TRACKING_URI, else "
+                                           "sqlite:///mlflow.db here")
     tr.add_argument("--prepare", action="store_true", help="only create the store and the experiment")
     tr.set_defaults(func=cmd_track)
 
     sm = sub.add_parser("summarize", help="summary.csv and layer_density.csv of an experiment",
                         description="Tabulate every run (seed x level x variant) of an experiment.")
-    sm.add_argument("--experiment", required=True)
-    sm.add_argument("--results", required=True)
-    sm.add_argument("--settings", help="YAML/JSON settings of the experiment (seeds, levels, variants, targets)")
-    sm.add_argument("--settings-json", help="the same, as a JSON string")
+    sm.add_argument("--results", required=True, help="results folder of the experiment (holds settings.json)")
     sm.set_defaults(func=cmd_summarize)
     return p
 

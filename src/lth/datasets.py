@@ -23,34 +23,11 @@ import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 
 from lth.errors import LTHError
+from lth.layout import TENSORS_FILE, canonical_options, dataset_dir
+from lth.parts import DATASETS
+from lth.registry import Part as DatasetInfo
 
-TENSORS_FILE = "tensors.safetensors"
 _KEYS = ("x_train", "y_train", "x_test", "y_test")
-
-
-@dataclass(frozen=True)
-class DatasetInfo:
-    name: str
-    num_classes: int
-    input_shape: tuple[int, ...]
-    augment: bool  # standard crop+flip augmentation on by default
-    downloadable: bool  # fetched through torchvision (False: generated offline)
-
-
-DATASETS: dict[str, DatasetInfo] = {
-    info.name: info
-    for info in (
-        DatasetInfo("mnist1d", 10, (40,), False, False),
-        DatasetInfo("digits", 10, (1, 8, 8), False, False),
-        DatasetInfo("mnist", 10, (1, 28, 28), False, True),
-        DatasetInfo("fashionmnist", 10, (1, 28, 28), False, True),
-        DatasetInfo("kmnist", 10, (1, 28, 28), False, True),
-        DatasetInfo("cifar10", 10, (3, 32, 32), True, True),
-        DatasetInfo("cifar100", 100, (3, 32, 32), True, True),
-        DatasetInfo("svhn", 10, (3, 32, 32), False, True),
-    )
-}
-
 # torchvision class per downloadable dataset; the value range of each uint8 source.
 _TORCHVISION = {
     "mnist": "MNIST",
@@ -66,32 +43,8 @@ _MNIST1D_FIXED = {"final_seq_length", "url"}
 
 
 def dataset_info(name: str) -> DatasetInfo:
-    """The static facts about dataset `name`; LTHError listing the known names otherwise."""
-    try:
-        return DATASETS[name]
-    except (KeyError, TypeError):
-        raise LTHError(f"unknown dataset {name!r}; known datasets: {', '.join(DATASETS)}") from None
-
-
-def _canonical_options(name: str, options: dict | None) -> str | None:
-    """Canonical JSON of `options` (None when there are none), so equal options share a directory."""
-    if not options:
-        return None
-    if not isinstance(options, dict):
-        raise LTHError(f"dataset {name!r}: options must be a mapping, got {options!r}")
-    try:
-        return json.dumps(options, sort_keys=True, separators=(",", ":"))
-    except (TypeError, ValueError) as e:
-        raise LTHError(f"dataset {name!r}: options {options!r} are not JSON-serialisable ({e})") from None
-
-
-def dataset_dir(data_dir, name: str, options: dict | None = None) -> Path:
-    """`data_dir/name`, or `data_dir/name-<hash>` for non-default options, so variants never collide."""
-    dataset_info(name)
-    canon = _canonical_options(name, options)
-    if canon is None:
-        return Path(data_dir) / name
-    return Path(data_dir) / f"{name}-{hashlib.sha256(canon.encode()).hexdigest()[:8]}"
+    """The static facts about dataset `name` (lth.parts.DATASETS); LTHError listing the known names otherwise."""
+    return DATASETS[name]
 
 
 def file_sha256(path) -> str:
@@ -110,7 +63,7 @@ def fetch(name: str, data_dir, *, download: bool = False, options: dict | None =
     file under the final name.
     """
     info = dataset_info(name)
-    if options and name != "mnist1d":
+    if options and not info.info.get("takes_options"):
         raise LTHError(f"dataset {name!r} takes no options, got {options!r}")
     out_dir = dataset_dir(data_dir, name, options)
     path = out_dir / TENSORS_FILE
@@ -120,12 +73,7 @@ def fetch(name: str, data_dir, *, download: bool = False, options: dict | None =
             return path
         except LTHError:
             pass  # corrupt or stale: rebuild it below
-    if name == "mnist1d":
-        tensors = _make_mnist1d(options or {})
-    elif name == "digits":
-        tensors = _make_digits()
-    else:
-        tensors = _read_torchvision(name, out_dir / "raw", download)
+    tensors = info.load()(name, out_dir / "raw", download, options or {})
     out_dir.mkdir(parents=True, exist_ok=True)
     _write_atomic(tensors, path)
     return path
@@ -144,7 +92,7 @@ def _write_atomic(tensors: dict[str, torch.Tensor], path: Path) -> None:
         raise
 
 
-def _make_mnist1d(options: dict) -> dict[str, torch.Tensor]:
+def make_mnist1d(name: str, raw: Path, download: bool, options: dict) -> dict[str, torch.Tensor]:
     """Generate MNIST-1D offline with the authors' generator (never `get_dataset`: it downloads)."""
     import numpy as np
     from mnist1d.data import get_dataset_args, make_dataset
@@ -172,7 +120,7 @@ def _make_mnist1d(options: dict) -> dict[str, torch.Tensor]:
     }
 
 
-def _make_digits() -> dict[str, torch.Tensor]:
+def make_digits(name: str, raw: Path, download: bool, options: dict) -> dict[str, torch.Tensor]:
     """scikit-learn's bundled 8x8 digits; a fixed 360-example test split (seeded permutation, seed 0)."""
     from sklearn.datasets import load_digits
 
@@ -184,7 +132,7 @@ def _make_digits() -> dict[str, torch.Tensor]:
     return {"x_train": x[train], "y_train": y[train], "x_test": x[test], "y_test": y[test]}
 
 
-def _read_torchvision(name: str, raw: Path, download: bool) -> dict[str, torch.Tensor]:
+def read_torchvision(name: str, raw: Path, download: bool, options: dict) -> dict[str, torch.Tensor]:
     """Read (optionally download) the raw files with torchvision's own class, integrity checks included."""
     import numpy as np
     import torchvision.datasets as tvd
@@ -273,7 +221,7 @@ def load_splits(
     info = dataset_info(name)
     path = dataset_dir(data_dir, name, options) / TENSORS_FILE
     if not path.is_file():
-        _canonical_options(name, options)  # a bad options value is reported as such
+        canonical_options(name, options)  # a bad options value is reported as such
         opts = "".join(f" --option {k}={json.dumps(v)}" for k, v in sorted((options or {}).items()))
         raise LTHError(f"dataset {name!r}: {path} not found; run `lth fetch {name}{opts}` first")
     t = _read_tensors(path, info)

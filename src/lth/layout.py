@@ -1,31 +1,80 @@
-"""Where every artifact of an experiment lives: the one place that knows the paths.
+"""Where every artifact lives: a run key -> its folder and files. Free of torch.
 
-    <root>/settings.json                       resolved settings of the experiment
-    <root>/seed<S>/level<LL>/<variant>/        one training run
-        mask.safetensors   the mask trained under (level 0: all ones)
-        final.safetensors  trained weights
-        metrics.json       curves, summary, provenance
-        init.safetensors, rewind.safetensors   (dense only) theta_0 and theta_k
-    <root>/seed<S>/level<LL>/<chain>.json      marks a finished level job of a mask chain
-    <root>/seed<S>/transfer-<T>/level<LL>/<variant>/   a level-LL ticket trained on target T
-    <root>/seed<S>/transfer-<T>.json                   marks a finished transfer job
-
-Level 0 holds the variant "dense". Level L >= 1 of a chain reads level L-1 of the same chain.
+    <data_dir>/<dataset>[-<options hash>]/tensors.safetensors      a fetched dataset
+    <root>/settings.json                          the experiment's resolved settings (lth.plan)
+    <root>/dense-<fp>/seed<S>/                    the dense run (level 0)
+        init.safetensors, rewind<K>.safetensors   theta_0, and theta_k for a rewind point K > 0
+    <root>/imp-<fp>/seed<S>/level<LL>/<variant>/  a run of level LL >= 1
+    <root>/imp-<fp>/seed<S>/level<LL>/<chain>.json          marks a finished level job of a chain
+    <root>/transfer-<T>-<fp>/seed<S>/level<LL>/<variant>/   a level-LL ticket trained on target T
+    <root>/transfer-<T>-<fp>/seed<S>.json                   marks a finished transfer job
+Every run folder holds mask.safetensors, final.safetensors and metrics.json (written last).
+<fp> is the stage's settings fingerprint (lth.settings.fingerprints): changed settings get new
+folders, and a stage whose settings did not change keeps its runs.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import hashlib
+import json
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from lth.settings import CHAIN_OF
+from lth.errors import LTHError
+from lth.variants import DENSE
 
-DENSE = "dense"
+TENSORS_FILE = "tensors.safetensors"
+
+
+def canonical_options(name: str, options) -> str | None:
+    """Canonical JSON of a dataset's options (None when there are none), so equal options share a folder."""
+    if not options:
+        return None
+    if not hasattr(options, "items"):
+        raise LTHError(f"dataset {name!r}: options must be a mapping, got {options!r}")
+    try:
+        return json.dumps(dict(options), sort_keys=True, separators=(",", ":"))
+    except (TypeError, ValueError) as e:
+        raise LTHError(f"dataset {name!r}: options {options!r} are not JSON-serialisable ({e})") from None
+
+
+def dataset_dir(data_dir, name: str, options=None) -> Path:
+    """`data_dir/name`, or `data_dir/name-<hash>` for non-default options, so variants never collide."""
+    from lth.parts import DATASETS
+
+    DATASETS[name]  # an unknown name is an error naming the known ones
+    canon = canonical_options(name, options)
+    if canon is None:
+        return Path(data_dir) / name
+    return Path(data_dir) / f"{name}-{hashlib.sha256(canon.encode()).hexdigest()[:8]}"
+
+
+def tensors_file(data_dir, dataset) -> Path:
+    """The file `lth fetch` writes for a dataset's settings ({name, options, ...})."""
+    return dataset_dir(data_dir, dataset["name"], dataset["options"] or None) / TENSORS_FILE
+
+
+def _level(level) -> str:
+    return level if isinstance(level, str) else f"{level:02d}"  # a str: a Snakemake wildcard
+
+
+@dataclass(frozen=True)
+class RunKey:
+    """One training run of an experiment. Level 0 is the dense run; target: a transfer target."""
+
+    seed: int
+    level: int
+    variant: str
+    target: str | None = None
+
+    def __str__(self) -> str:
+        return f"seed {self.seed} level {self.level} {self.variant}" + (f" on {self.target}" if self.target else "")
 
 
 @dataclass(frozen=True)
 class Layout:
     root: Path
+    fingerprints: dict[str, str] = field(default_factory=dict)  # lth.settings.fingerprints
 
     def __post_init__(self):
         object.__setattr__(self, "root", Path(self.root))
@@ -34,38 +83,42 @@ class Layout:
     def settings(self) -> Path:
         return self.root / "settings.json"
 
-    def run_dir(self, seed: int, level: int, variant: str, target: str | None = None) -> Path:
-        seed_dir = self.root / f"seed{seed}"
-        if target:  # a source ticket trained on transfer target `target`
-            seed_dir = seed_dir / f"transfer-{target}"
-        return seed_dir / f"level{level:02d}" / variant
+    def stage_dir(self, stage: str, target: str | None = None) -> Path:
+        if target:
+            return self.root / f"transfer-{target}-{self.fingerprints[f'transfer:{target}']}"
+        return self.root / f"{stage}-{self.fingerprints[stage]}"
 
-    def mask(self, seed: int, level: int, variant: str, target: str | None = None) -> Path:
-        return self.run_dir(seed, level, variant, target) / "mask.safetensors"
+    def seed_dir(self, seed: int, target: str | None = None) -> Path:
+        return self.stage_dir("imp", target) / f"seed{seed}"
 
-    def final(self, seed: int, level: int, variant: str, target: str | None = None) -> Path:
-        return self.run_dir(seed, level, variant, target) / "final.safetensors"
+    def run_dir(self, key: RunKey) -> Path:
+        if key.level == 0 and not key.target:
+            return self.stage_dir("dense") / f"seed{key.seed}"
+        return self.seed_dir(key.seed, key.target) / f"level{_level(key.level)}" / key.variant
 
-    def metrics(self, seed: int, level: int, variant: str, target: str | None = None) -> Path:
-        return self.run_dir(seed, level, variant, target) / "metrics.json"
+    def mask(self, key: RunKey) -> Path:
+        return self.run_dir(key) / "mask.safetensors"
 
-    def checkpoint(self, seed: int, level: int, variant: str, target: str | None = None) -> Path:
-        return self.run_dir(seed, level, variant, target) / "resume.pt"
+    def final(self, key: RunKey) -> Path:
+        return self.run_dir(key) / "final.safetensors"
+
+    def metrics(self, key: RunKey) -> Path:
+        return self.run_dir(key) / "metrics.json"
+
+    def checkpoint(self, key: RunKey) -> Path:
+        return self.run_dir(key) / "resume.pt"
+
+    def init(self, seed: int) -> Path:
+        return self.run_dir(RunKey(seed, 0, DENSE)) / "init.safetensors"
+
+    def rewind(self, seed: int, k: int) -> Path:
+        """theta_k: theta_0 itself for k = 0, else the dense run replayed to iteration k."""
+        return self.init(seed) if k == 0 else self.run_dir(RunKey(seed, 0, DENSE)) / f"rewind{k}.safetensors"
 
     def level_record(self, seed: int, level: int, chain: str) -> Path:
         """Written when a level job of `chain` is complete: which runs it holds."""
-        return self.root / f"seed{seed}" / f"level{level:02d}" / f"{chain}.json"
+        return self.seed_dir(seed) / f"level{_level(level)}" / f"{chain}.json"
 
     def transfer_record(self, seed: int, target: str) -> Path:
         """Written when the transfer job of (seed, target) is complete."""
-        return self.root / f"seed{seed}" / f"transfer-{target}.json"
-
-    def init(self, seed: int) -> Path:
-        return self.run_dir(seed, 0, DENSE) / "init.safetensors"
-
-    def rewind(self, seed: int) -> Path:
-        return self.run_dir(seed, 0, DENSE) / "rewind.safetensors"
-
-    def previous(self, seed: int, level: int, variant: str) -> tuple[int, str]:
-        """(level, variant) of the run whose trained weights level `level` of this variant's chain prunes."""
-        return (0, DENSE) if level == 1 else (level - 1, CHAIN_OF[variant])
+        return self.stage_dir("imp", target) / f"seed{seed}.json"

@@ -1,7 +1,14 @@
-"""Experiment settings: validated against the JSON schema, defaults filled in, cross-checked.
+"""Experiment settings: validated once, defaults filled in, frozen, and fingerprinted per stage. No torch.
 
-The schema (src/lth/schemas/experiment.schema.yaml) is the single description of what an
-experiment may contain; the workflow validates its config against the same file.
+The schema (src/lth/schemas/experiment.schema.yaml) plus the keys and names of the registered
+parts (lth.parts, lth.variants) describe what an experiment may contain. `resolve` returns an
+immutable `Settings`; the workflow writes it once to results/<experiment>/settings.json and
+every job reads it from there (`lth.plan`).
+
+Each stage's artifacts live in a folder keyed by the fingerprint of only the settings that stage
+depends on (`fingerprints`): a dense run does not depend on the pruning settings or the rewind
+point, so changing those reuses it. Fingerprints hash the settings that differ from the defaults
+(as OpenLTH does), so a key added later with a default leaves existing results valid.
 """
 
 from __future__ import annotations
@@ -9,34 +16,82 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+from collections.abc import Mapping
 from functools import cache
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from lth import parts, variants
 from lth.errors import LTHError
-from lth.files import read_json, write_json
 
 SCHEMA_PATH = Path(__file__).with_name("schemas") / "experiment.schema.yaml"
-VARIANTS = ("ticket", "reinit", "random_prune", "lr_rewind", "finetune")
-# Chains of masks: each keeps its own across levels; the baselines branch off the ticket chain.
-CHAIN_OF = {"ticket": "ticket", "reinit": "ticket", "random_prune": "ticket", "lr_rewind": "lr_rewind", "finetune": "finetune"}
 
 
-def chains(variants: list[str]) -> dict[str, list[str]]:
-    """Chain -> the variants trained in its level jobs. The ticket chain always trains `ticket`
-    (its weights are what the next level prunes), then the baselines configured beside it."""
-    out: dict[str, list[str]] = {}
-    for v in VARIANTS:
-        if v in variants or (v == "ticket" and any(CHAIN_OF[x] == "ticket" for x in variants)):
-            out.setdefault(CHAIN_OF[v], []).append(v)
-    return out
+class Settings(Mapping):
+    """A deeply immutable mapping (lists become tuples) with attribute access: `s.training.lr`."""
 
+    def __init__(self, data: Mapping[str, Any]):
+        object.__setattr__(self, "_data", {k: _freeze(v) for k, v in data.items()})
+
+    def __getitem__(self, key: str) -> Any:
+        return self._data[key]
+
+    def __getattr__(self, key: str) -> Any:
+        try:
+            return self._data[key]
+        except KeyError:
+            raise AttributeError(key) from None
+
+    def __setattr__(self, key, value):
+        raise AttributeError("settings are immutable")
+
+    def __iter__(self):
+        return iter(self._data)
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+    def __repr__(self) -> str:
+        return f"Settings({self.thaw()!r})"
+
+    def thaw(self) -> dict[str, Any]:
+        """Plain dicts and lists again (for JSON, and for code that edits a copy)."""
+        return _thaw(self)
+
+
+def _freeze(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return value if isinstance(value, Settings) else Settings(value)
+    if isinstance(value, (list, tuple)):
+        return tuple(_freeze(v) for v in value)
+    return value
+
+
+def _thaw(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {k: _thaw(v) for k, v in value.items()}
+    if isinstance(value, tuple):
+        return [_thaw(v) for v in value]
+    return value
+
+
+# --- validation ---------------------------------------------------------------------------------
 
 @cache
 def schema() -> dict:
-    return yaml.safe_load(SCHEMA_PATH.read_text())
+    """The experiment schema with the registered parts' names and keys filled in."""
+    s = yaml.safe_load(SCHEMA_PATH.read_text())
+    props = s["properties"]
+    pruning = props["pruning"]["properties"]
+    pruning.update(parts.SELECTIONS.keys_schema() | parts.SCORES.keys_schema())
+    pruning["strategy"]["enum"] = list(parts.SELECTIONS)
+    pruning["score"]["enum"] = list(parts.SCORES)
+    props["kind"]["enum"] = list(parts.KINDS)
+    props["variants"]["items"]["enum"] = list(variants.SOURCE)
+    props["transfer"]["properties"]["variants"]["items"]["enum"] = list(variants.TRANSFER)
+    return s
 
 
 def _validator_with_defaults():
@@ -56,34 +111,47 @@ def _validator_with_defaults():
     return jsonschema.validators.extend(base, {"properties": properties})
 
 
-def _path(error) -> str:
-    return ".".join(str(p) for p in error.absolute_path) or "(top level)"
-
-
-def resolve(raw: dict[str, Any] | None, where: str = "settings") -> dict[str, Any]:
-    """Validated settings with defaults filled in; LTHError naming the key and value otherwise."""
-    settings = copy.deepcopy(raw or {})
-    if not isinstance(settings, dict):
-        raise LTHError(f"{where}: an experiment must be a mapping, got {type(settings).__name__}")
+def resolve(raw: Mapping[str, Any], where: str = "settings") -> Settings:
+    """Validated, frozen settings with defaults filled in; LTHError naming the key and value otherwise."""
+    if isinstance(raw, Settings):
+        raw = raw.thaw()
+    if not isinstance(raw, Mapping):
+        raise LTHError(f"{where}: an experiment must be a mapping, got {type(raw).__name__}")
+    settings = copy.deepcopy(dict(raw))
     validator = _validator_with_defaults()(schema())
     errors = sorted(validator.iter_errors(settings), key=lambda e: list(e.absolute_path))
     if errors:
         e = errors[0]
-        raise LTHError(f"{where}: {_path(e)}: {e.message}")
+        raise LTHError(f"{where}: {'.'.join(str(p) for p in e.absolute_path) or '(top level)'}: {e.message}")
     check_consistency(settings, where)
-    return settings
+    return Settings(settings)
+
+
+def check_model(name: str, options: Mapping[str, Any], input_shape: tuple[int, ...], where: str = "model") -> None:
+    """A registered model, options it takes (positive ints), inputs of the kind it is built for."""
+    part = parts.MODELS[name]
+    allowed = part.info.get("options", ())
+    for key, value in options.items():
+        if key not in allowed:
+            takes = ", ".join(allowed) if allowed else "no options"
+            raise LTHError(f"{where}: unknown option {key!r} for model {name!r} (it takes: {takes})")
+        if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+            raise LTHError(f"{where}: option {key!r} of model {name!r} must be a positive integer, got {value!r}")
+    if part.inputs == "image" and len(input_shape) != 3:
+        raise LTHError(f"{where}: model {name!r} cannot take input_shape {tuple(input_shape)}: "
+                       f"it needs an image shape (C, H, W)")
 
 
 def check_consistency(s: dict[str, Any], where: str = "settings") -> None:
-    """What a schema cannot say: relations between keys, and names known only to the code."""
-    from lth.datasets import DATASETS
-    from lth.models import MODELS
-
+    """What a schema cannot say: relations between keys, and names known only to the registries."""
     t = s["training"]
-    if s["dataset"]["name"] not in DATASETS:
-        raise LTHError(f"{where}: dataset.name: unknown dataset '{s['dataset']['name']}'; known: {', '.join(DATASETS)}")
-    if s["model"]["name"] not in MODELS:
-        raise LTHError(f"{where}: model.name: unknown model '{s['model']['name']}'; known: {', '.join(MODELS)}")
+    if s["dataset"]["name"] not in parts.DATASETS:
+        raise LTHError(f"{where}: dataset.name: unknown dataset '{s['dataset']['name']}'; "
+                       f"known: {', '.join(parts.DATASETS)}")
+    if s["model"]["name"] not in parts.MODELS:
+        raise LTHError(f"{where}: model.name: unknown model '{s['model']['name']}'; known: {', '.join(parts.MODELS)}")
+    check_model(s["model"]["name"], s["model"]["options"], parts.DATASETS[s["dataset"]["name"]].input_shape,
+                f"{where}: model")
     if s["rewind_iteration"] >= t["iterations"]:
         raise LTHError(
             f"{where}: rewind_iteration: {s['rewind_iteration']} is beyond the training budget "
@@ -99,40 +167,35 @@ def check_consistency(s: dict[str, Any], where: str = "settings") -> None:
 
 def check_transfer(s: dict[str, Any], where: str) -> None:
     """Transfer targets: known datasets, inputs adaptable to the source model, levels that exist."""
-    from lth.datasets import DATASETS
-    from lth.transfer import check_adaptable
-
     tr = s["transfer"]
     if not tr["targets"]:
         return
-    if "ticket" not in chains(s["variants"]):
+    if "ticket" not in variants.chains(s["variants"]):
         raise LTHError(f"{where}: transfer needs the tickets of the ticket chain: add 'ticket' to variants")
     beyond = [level for level in (tr["levels"] or []) if level > s["pruning"]["levels"]]
     if beyond:
         raise LTHError(f"{where}: transfer.levels: {beyond} beyond pruning.levels = {s['pruning']['levels']}")
-    source = DATASETS[s["dataset"]["name"]].input_shape
+    source = parts.DATASETS[s["dataset"]["name"]].input_shape
     for name, target in tr["targets"].items():
         dataset = target["dataset"]["name"]
-        if dataset not in DATASETS:
+        if dataset not in parts.DATASETS:
             raise LTHError(f"{where}: transfer.targets.{name}.dataset.name: unknown dataset '{dataset}'; "
-                           f"known: {', '.join(DATASETS)}")
-        check_adaptable(source, DATASETS[dataset].input_shape, f"{where}: transfer.targets.{name}")
+                           f"known: {', '.join(parts.DATASETS)}")
+        check_adaptable(source, parts.DATASETS[dataset].input_shape, f"{where}: transfer.targets.{name}")
 
 
-def transfer_levels(s: dict[str, Any]) -> list[int]:
-    """Levels of a transfer job: 0 (the dense network) and the source levels transferred."""
-    if not s["transfer"]["targets"]:
-        return []
-    return [0] + list(s["transfer"]["levels"] or range(1, s["pruning"]["levels"] + 1))
+def check_adaptable(source: tuple[int, ...], target: tuple[int, ...], where: str) -> None:
+    """Refuse a target whose inputs cannot be adapted to the source model's input shape (lth.transfer)."""
+    if tuple(source) == tuple(target):
+        return
+    if len(source) == 3 and len(target) == 3 and (source[0] == target[0] or 1 in (source[0], target[0])):
+        return
+    raise LTHError(f"{where}: target inputs of shape {tuple(target)} cannot be adapted to the source model's "
+                   f"input shape {tuple(source)} (only channels 1<->C and image resizing are adapted)")
 
 
-def transfer_variants(s: dict[str, Any], level: int) -> list[str]:
-    wanted = s["transfer"]["variants"]
-    return [v for v in wanted if (v == "dense") == (level == 0)]
-
-
-def load(path: str | Path) -> dict[str, Any]:
-    """Read a YAML/JSON settings file of one experiment, or a results folder's settings.json, and resolve it."""
+def load(path: str | Path) -> Settings:
+    """Resolve one experiment's settings from a YAML/JSON file (by hand: `lth train --settings F`)."""
     path = Path(path)
     try:
         raw = yaml.safe_load(path.read_text())
@@ -140,59 +203,50 @@ def load(path: str | Path) -> dict[str, Any]:
         raise LTHError(f"settings file not found: {path}") from None
     except yaml.YAMLError as exc:
         raise LTHError(f"{path}: not valid YAML: {exc}") from None
-    if isinstance(raw, dict) and {"fingerprint", "settings"} <= set(raw):  # written by claim_results_folder
-        raw = {**raw["settings"], "transfer": {"targets": raw.get("targets", {})}}
-    return resolve(raw, where=str(path))
+    return resolve({} if raw is None else raw, where=str(path))
 
 
-def core(settings: dict[str, Any]) -> dict[str, Any]:
-    """The settings that determine each run's results: not which seeds, levels, variants or
-    transfer targets exist, so adding any of them keeps an experiment's finished runs. (A target's
-    own settings are checked per target: see `check_results_folder`.)"""
-    out = {k: v for k, v in settings.items() if k not in ("seeds", "variants", "reference", "transfer")}
-    out["pruning"] = {k: v for k, v in settings["pruning"].items() if k != "levels"}
-    return out
+# --- fingerprints -------------------------------------------------------------------------------
+
+_REMOVED = "<removed>"
 
 
-def fingerprint(settings: dict[str, Any]) -> str:
-    """Short stable hash of `core(settings)`."""
-    return hashlib.sha256(json.dumps(core(settings), sort_keys=True).encode()).hexdigest()[:12]
+@cache
+def _defaults() -> Settings:
+    return resolve({})
 
 
-def check_results_folder(root: str | Path, settings: dict[str, Any]) -> bool:
-    """True if `root` already records these settings; False if it records none yet.
+def _diff(value: Any, default: Any) -> Any:
+    """What `value` changes relative to `default`: the changed keys of nested mappings (removed ones
+    marked), a whole value otherwise. Equal settings give equal diffs, different settings different ones."""
+    if isinstance(value, Mapping) and isinstance(default, Mapping):
+        out = {k: _diff(v, default.get(k, _REMOVED)) for k, v in value.items() if default.get(k, _REMOVED) != v}
+        out.update({k: _REMOVED for k in default if k not in value})
+        return out
+    return _thaw(value)
 
-    LTHError if it holds runs of other settings (or a transfer target of the same name with
-    another dataset): the name was reused after a change, and mixing old and new runs would
-    silently corrupt its summary.
+
+def _hash(*parts_: Any) -> str:
+    return hashlib.sha256(json.dumps(parts_, sort_keys=True).encode()).hexdigest()[:12]
+
+
+def _changed(s: Settings, *keys: str) -> dict[str, Any]:
+    d = _defaults()
+    return {k: _diff(s[k], d[k]) for k in keys}
+
+
+def fingerprints(s: Settings) -> dict[str, str]:
+    """Stage -> fingerprint of the settings its artifacts depend on, each including its upstream's.
+
+    dense: dataset, model, training, pruning.exclude (the dense mask); imp: + kind, rewind point
+    and the pruning method (not how many levels); transfer:<target>: + the target's dataset.
+    Which seeds, levels, variants and targets exist is in none of them.
     """
-    path = Path(root) / "settings.json"
-    if not path.exists():
-        return False
-    old = read_json(path)
-    if old.get("fingerprint") != fingerprint(settings):
-        changed = sorted(k for k in set(old.get("settings", {})) | set(core(settings))
-                         if old.get("settings", {}).get(k) != core(settings).get(k))
-        raise LTHError(
-            f"{root} holds results of other settings (changed: {', '.join(changed) or '?'}; fingerprint "
-            f"{old.get('fingerprint')} there, {fingerprint(settings)} now): use another experiment name, "
-            f"or delete {root} to recompute"
-        )
-    for name, target in settings["transfer"]["targets"].items():
-        before = old.get("targets", {}).get(name)
-        if before is not None and before != target:
-            raise LTHError(f"{root} holds transfer runs of target '{name}' with other settings: rename the target, "
-                           f"or delete {root}/seed*/transfer-{name} to recompute")
-    return True
-
-
-def claim_results_folder(root: str | Path, settings: dict[str, Any]) -> None:
-    """Record the settings beside the results (see `check_results_folder`)."""
-    path = Path(root) / "settings.json"
-    targets = settings["transfer"]["targets"]
-    if check_results_folder(root, settings):
-        old = read_json(path)
-        if not targets.keys() <= old.get("targets", {}).keys():
-            write_json(path, {**old, "targets": {**old.get("targets", {}), **targets}})
-    else:
-        write_json(path, {"fingerprint": fingerprint(settings), "settings": core(settings), "targets": targets})
+    dense = _hash("dense", _changed(s, "dataset", "model", "training"), list(s.pruning.exclude))
+    pruning = {k: v for k, v in s.pruning.items() if k not in ("levels", "exclude")}
+    imp = _hash("imp", dense, s.kind, s.rewind_iteration,
+                _diff(pruning, {k: v for k, v in _defaults().pruning.items() if k not in ("levels", "exclude")}))
+    out = {"dense": dense, "imp": imp}
+    for name, target in s.transfer.targets.items():
+        out[f"transfer:{name}"] = _hash("transfer", imp, _diff(target.dataset, _defaults().dataset))
+    return out

@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import Any
 
 from lth.files import read_json
-from lth.layout import Layout
 
 DEFAULT_STORE = "mlflow.db"  # under the project folder: the embedded SQLite store
 CURVE_METRICS = ("lr", "train_loss", "train_accuracy", "val_loss", "val_accuracy", "test_loss", "test_accuracy")
@@ -85,17 +84,24 @@ def _flatten(prefix: str, value: Any, out: dict[str, str]) -> dict[str, str]:
     return out
 
 
-def log_run(client, exp_id: str, experiment: str, settings: dict[str, Any], run_dir: Path) -> str:
+def params_of(plan) -> dict[str, Any]:
+    """The settings logged as each run's params: what determines a run, not which runs exist."""
+    s = plan.settings.thaw()
+    return {**{k: v for k, v in s.items() if k not in ("seeds", "variants", "reference", "transfer")},
+            "pruning": {k: v for k, v in s["pruning"].items() if k != "levels"}}
+
+
+def log_run(client, exp_id: str, plan, run_dir: Path) -> str:
     """Log one finished training run (params, per-evaluation metrics, tags, artifacts); return its id."""
     from mlflow.entities import Metric, Param
 
-    from lth.settings import CHAIN_OF
-
     record = read_json(run_dir / "metrics.json")
     p = record["provenance"]
+    experiment = plan.experiment
     tags = {"experiment": experiment, "seed": record["seed"], "level": record["level"],
             "variant": record["variant"], "target": record.get("target", ""),
-            "chain": "transfer" if record.get("target") else CHAIN_OF.get(record["variant"], "dense"),
+            "chain": "transfer" if record.get("target") else (
+                plan.variant(_key(record)).chain or "dense"),
             "config_hash": p["settings_fingerprint"], "git_commit": p["git_commit"],
             "dataset_sha256": p["dataset_sha256"], "torch_version": p["torch_version"], "device": p["device"],
             "lth_version": p["lth_version"], "lth.run_key": run_key(record)}
@@ -103,7 +109,7 @@ def log_run(client, exp_id: str, experiment: str, settings: dict[str, Any], run_
     run = client.create_run(exp_id, run_name=f"seed{record['seed']}-level{record['level']:02d}-{record['variant']}{target}",
                             tags={k: str(v) for k, v in tags.items()})
     run_id = run.info.run_id
-    params = _flatten("", settings, {})
+    params = _flatten("", params_of(plan), {})
     params.update(seed=str(record["seed"]), level=str(record["level"]), variant=record["variant"])
     now = int(time.time() * 1000)
     metrics = [Metric(key, float(point[key]), now, int(point["iteration"]))
@@ -139,30 +145,33 @@ def logged_keys(client, exp_id: str) -> set[str]:
             return keys
 
 
-def log_live(uri: str, experiment: str, settings: dict[str, Any], run_dir: Path) -> None:
+def _key(record: dict[str, Any]):
+    from lth.layout import RunKey
+
+    return RunKey(record["seed"], record["level"], record["variant"], record.get("target") or None)
+
+
+def log_live(uri: str, plan, run_dir: Path) -> None:
     """Log a run just trained; on failure say so loudly and go on (`lth track` re-logs it later)."""
     try:
         client = _client(uri)
-        log_run(client, experiment_id(client, experiment, uri), experiment, settings, run_dir)
+        log_run(client, experiment_id(client, plan.experiment, uri), plan, run_dir)
     except Exception as exc:  # tracking must never cost a finished training run
         print(f"lth: WARNING: MLflow tracking failed for {run_dir} ({type(exc).__name__}: {exc}); "
               f"results are on disk; run `lth track` to log them later", file=sys.stderr, flush=True)
 
 
-def sync(uri: str, experiment: str, settings: dict[str, Any], root: Path, runs) -> tuple[int, int]:
-    """Log every finished run in `runs` ((seed, level, variant, target) keys) not yet in the store.
-
-    Returns (newly logged, already there).
-    """
+def sync(uri: str, plan) -> tuple[int, int]:
+    """Log every finished run of the plan not yet in the store. Returns (newly logged, already there)."""
     client = _client(uri)
-    exp_id = experiment_id(client, experiment, uri)
+    exp_id = experiment_id(client, plan.experiment, uri)
     have = logged_keys(client, exp_id)
-    layout, new, old = Layout(root), 0, 0
-    for seed, level, variant, target in runs:
-        run_dir = layout.run_dir(seed, level, variant, target)
+    new = old = 0
+    for key in plan.runs():
+        run_dir = plan.layout.run_dir(key)
         if run_key(read_json(run_dir / "metrics.json")) in have:
             old += 1
         else:
-            log_run(client, exp_id, experiment, settings, run_dir)
+            log_run(client, exp_id, plan, run_dir)
             new += 1
     return new, old

@@ -81,9 +81,7 @@ class Segment:
     lr: Callable[[int], float]
     data_seed: int
     checkpoint: Path | None = None
-    fingerprint: str = ""  # identifies the job, so a stale checkpoint is never resumed into another
-    snapshot_at: int | None = None  # call on_snapshot(state_dict) once `snapshot_at` steps are done
-    on_snapshot: Callable[[dict[str, torch.Tensor]], None] | None = None
+    fingerprint: str = ""  # identifies the run, so a stale checkpoint is never resumed into another
     label: str = "train"
 
 
@@ -100,7 +98,7 @@ def train(model: nn.Module, mask: Mask, splits, training: dict[str, Any], seg: S
     order = BatchOrder(len(splits.y_train), training["batch_size"], seg.data_seed, device)
     every, ckpt_every = training["eval_every"], training["checkpoint_every"]
 
-    t, curves, last_ckpt, snapshot = seg.start, [], seg.start, None
+    t, curves, last_ckpt = seg.start, [], seg.start
     if seg.checkpoint is not None and seg.checkpoint.exists():
         state = load_checkpoint(seg.checkpoint)
         if state.get("fingerprint") != seg.fingerprint:
@@ -108,9 +106,6 @@ def train(model: nn.Module, mask: Mask, splits, training: dict[str, Any], seg: S
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         t, curves, last_ckpt = state["iteration"], state["curves"], state["iteration"]
-        snapshot = state.get("snapshot")
-        if snapshot is not None and seg.on_snapshot is not None:
-            seg.on_snapshot(snapshot)  # its file may be gone with the interrupted job's outputs
     else:
         curves.append(_evaluation(model, splits, t, seg.lr(t), None, None))
 
@@ -137,9 +132,6 @@ def train(model: nn.Module, mask: Mask, splits, training: dict[str, Any], seg: S
         correct += (out.detach().argmax(1) == yb).sum()
         seen += len(yb)
         t += 1
-        if t == seg.snapshot_at and seg.on_snapshot is not None:
-            snapshot = {k: v.detach().clone() for k, v in model.state_dict().items()}
-            seg.on_snapshot(snapshot)
         if (t - seg.start) % every == 0 or t == seg.stop:
             curves.append(_evaluation(model, splits, t, lr, loss_sum.item() / seen, correct.item() / seen))
             loss_sum.zero_(), correct.zero_()
@@ -149,8 +141,7 @@ def train(model: nn.Module, mask: Mask, splits, training: dict[str, Any], seg: S
                 bar.set_postfix(test_acc=f"{curves[-1]['test_accuracy']:.3f}")
             if seg.checkpoint is not None and t < seg.stop and t - last_ckpt >= ckpt_every:
                 save_checkpoint(seg.checkpoint, {"fingerprint": seg.fingerprint, "iteration": t, "curves": curves,
-                                                 "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                                                 "snapshot": snapshot})
+                                                 "model": model.state_dict(), "optimizer": optimizer.state_dict()})
                 last_ckpt = t
     if bar is not None:
         bar.close()

@@ -17,18 +17,6 @@ import torch.nn.functional as F
 
 from lth.errors import LTHError
 
-VARIANTS = ("ticket_transfer", "mask_transfer", "random_prune", "dense")
-
-
-def check_adaptable(source: tuple[int, ...], target: tuple[int, ...], where: str) -> None:
-    """Refuse a target whose inputs cannot be adapted to the source model's input shape."""
-    if tuple(source) == tuple(target):
-        return
-    if len(source) == 3 and len(target) == 3 and (source[0] == target[0] or 1 in (source[0], target[0])):
-        return
-    raise LTHError(f"{where}: target inputs of shape {tuple(target)} cannot be adapted to the source model's "
-                   f"input shape {tuple(source)} (only channels 1<->C and image resizing are adapted)")
-
 
 def adapt_inputs(x: torch.Tensor, shape: tuple[int, ...]) -> torch.Tensor:
     """(N, *target shape) -> (N, *shape): channel repeat/average, then bilinear resize."""

@@ -1,15 +1,15 @@
-# Config validation and the helpers every rule family uses. Everything here runs when the
-# workflow is parsed, before any job starts: a bad config stops the run naming key and value.
+# Config validation and the plans of the experiments. Everything here runs when the workflow is
+# parsed, before any job starts (and imports no torch): a bad config stops the run naming the key
+# and the value. Each experiment's plan (lth.plan) says which jobs exist, what each reads and
+# writes; the rules below only ask it.
 
-import json
-import shlex
 import sys
 from pathlib import Path
 
-from lth.datasets import TENSORS_FILE
 from lth.errors import LTHError
-from lth.layout import DENSE, Layout
-from lth.settings import chains, check_results_folder, resolve, transfer_levels
+from lth.layout import tensors_file
+from lth.plan import Plan, check_results_folder, plan_of
+from lth.settings import resolve
 from lth.tracking import resolve_uri
 
 
@@ -17,74 +17,68 @@ def config_error(message):
     sys.exit(f"lth config error: {message}")
 
 
-# Experiments first, with lth's one-line messages; then the whole config with Snakemake's
-# validator (top-level keys and defaults), against the schema that includes the same file.
-EXPERIMENTS = {}
+# Experiments first, with lth's one-line messages; then the top level with Snakemake's validator.
+_SETTINGS = {}
 for _name, _raw in (config.get("experiments") or {}).items():
     try:
-        EXPERIMENTS[_name] = resolve(_raw, where=f"config: experiments.{_name}")
+        _SETTINGS[_name] = resolve(_raw, where=f"config: experiments.{_name}")
     except LTHError as exc:
         config_error(exc)
 validate(config, "../schemas/config.schema.yaml")
 DATA = config["data_dir"]
 RESULTS = config["results_dir"]
-for _name, _settings in EXPERIMENTS.items():
+TRACKING = config["tracking"]
+TRACKING_URI = resolve_uri(TRACKING["uri"], ".") if TRACKING["enabled"] else None
+LIVE_TRACKING = bool(TRACKING_URI) and TRACKING["live"]
+# What every job of the workflow reads from settings.json besides the experiment itself.
+WORKFLOW = {"data_dir": DATA, "device": config["device"], "pins": f"{workflow.basedir}/data.dvc",
+            "tracking_uri": TRACKING_URI, "live_tracking": LIVE_TRACKING}
+
+PLANS = {}
+for _name, _settings in _SETTINGS.items():
     try:
-        check_results_folder(Path(RESULTS) / _name, _settings)
+        PLANS[_name] = plan_of(_name, _settings, f"{RESULTS}/{_name}", WORKFLOW)
+        check_results_folder(f"{RESULTS}/{_name}")
     except LTHError as exc:
         config_error(exc)
+EXPERIMENTS = list(PLANS)
+PATTERNS = Plan.patterns(f"{RESULTS}/{{exp}}")
 
 
-def settings_of(wildcards):
-    return EXPERIMENTS[wildcards.exp]
-
-
-def layout(exp):
-    return Layout(Path(RESULTS) / exp)
-
-
-def dataset_id(d):
-    """Folder name of a dataset (settings) under data/: options make their own folder."""
-    from lth.datasets import dataset_dir
-
-    return dataset_dir(Path(DATA), d["name"], d["options"] or None).name
-
-
-def tensors_file(d):
-    """The file `lth fetch` writes for a dataset (settings)."""
-    return f"{DATA}/{dataset_id(d)}/{TENSORS_FILE}"
-
-
-def datasets_of(exp):
-    """Dataset settings an experiment uses: its source, then its transfer targets."""
-    s = EXPERIMENTS[exp]
-    return [s["dataset"]] + [t["dataset"] for t in s["transfer"]["targets"].values()]
-
-
-# Every dataset the config uses: folder name -> dataset settings.
-DATASETS_USED = {dataset_id(d): d for exp in EXPERIMENTS for d in datasets_of(exp)}
-
-
-def dataset_file(wildcards):
-    """The tensors file of the experiment's dataset (and of the target, for a transfer job)."""
-    files = [tensors_file(EXPERIMENTS[wildcards.exp]["dataset"])]
-    if "target" in wildcards.keys():
-        files.append(tensors_file(EXPERIMENTS[wildcards.exp]["transfer"]["targets"][wildcards.target]["dataset"]))
-    return files
-
-
-def settings_json(wildcards):
-    """The experiment's whole resolved settings, for the commands that enumerate its runs."""
-    return json.dumps(EXPERIMENTS[wildcards.exp], sort_keys=True)
+def settings_json(exp):
+    return f"{RESULTS}/{exp}/settings.json"
 
 
 def summary_csv(exp):
     return f"{RESULTS}/{exp}/summary.csv"
 
 
-TRACKING = config["tracking"]
-TRACKING_URI = resolve_uri(TRACKING["uri"], ".") if TRACKING["enabled"] else None
-LIVE_TRACKING = bool(TRACKING_URI) and TRACKING["live"]
+def experiment_root(wildcards):
+    return f"{RESULTS}/{wildcards.exp}"
+
+
+def planned_job(stage, wildcards):
+    """The plan's job for a rule's wildcards (refused if they name another settings fingerprint)."""
+    keys = ("seed", "level", "chain", "target", "k")
+    key = {k: wildcards[k] for k in keys if k in wildcards.keys()}
+    try:
+        return PLANS[wildcards.exp].job(stage, fingerprint=wildcards.fp, **key)
+    except LTHError as exc:
+        config_error(exc)
+
+
+def job_inputs(stage):
+    """Input function of a training rule: the plan's inputs of the job. The settings and the dataset
+    files are `ancient`: rewriting settings.json (an experiment grew) or re-fetching the same pinned
+    data never retrains a finished run; changed settings get new fingerprinted folders instead."""
+
+    def inputs(wildcards):
+        plan = PLANS[wildcards.exp]
+        wanted = plan.inputs(planned_job(stage, wildcards))
+        return {"settings": ancient(settings_json(wildcards.exp)), "data": [ancient(str(p)) for p in wanted["data"]],
+                "runs": [str(p) for p in wanted["runs"]], "tracking": tracking_store(wildcards)}
+
+    return inputs
 
 
 def tracking_store(wildcards):
@@ -92,17 +86,13 @@ def tracking_store(wildcards):
     return [f"{RESULTS}/{wildcards.exp}/mlflow-experiment.txt"] if LIVE_TRACKING else []
 
 
-def run_flags(wildcards, threads):
-    """Common arguments of the training commands."""
-    track = f" --track {shlex.quote(TRACKING_URI)}" if LIVE_TRACKING else ""
-    return (f"--settings {RESULTS}/{wildcards.exp}/settings.json --results {RESULTS}/{wildcards.exp} "
-            f"--data-dir {DATA} --device {config['device']} --threads {threads}{track}")
-
-
-# Only the folders the config names are wildcard values: no rule matches stray paths.
+# Only the folders the plans name are wildcard values: no rule matches stray paths, and every
+# value that reaches a command line is a name or a number of these forms.
 wildcard_constraints:
     exp="|".join(EXPERIMENTS) or "^$",
+    fp=r"[0-9a-f]{12}",
     seed=r"\d+",
     level=r"\d\d",
+    k=r"\d+",
     chain="ticket|lr_rewind|finetune",
     target=r"[A-Za-z0-9][A-Za-z0-9_.-]*",

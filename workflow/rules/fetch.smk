@@ -1,5 +1,9 @@
 # Stage 1: materialise a dataset (generate it offline, or through torchvision) and verify it against
 # the md5 that data.dvc pins (lth.pins): training never starts on other bytes than the pinned ones.
+# Nothing is hashed at parse time: each training job checks the pinned files it reads.
+
+import json
+import shlex
 
 from lth import pins
 
@@ -13,32 +17,33 @@ try:
 except LTHError as exc:
     data_error(exc)
 
-# A dataset file altered after its fetch is newer than the runs trained on it, so Snakemake would
-# retrain on it: check the files already on disk each time the workflow starts, before any job.
-for _dataset in DATASETS_USED.values():
-    _file = tensors_file(_dataset)
-    try:
-        if Path(_file).is_file():
-            DATA_PINS.check(_file, DATA)
-    except LTHError as exc:
-        data_error(exc)
+
+def datasets_of(exp):
+    """Dataset settings an experiment uses: its source, then its transfer targets."""
+    s = PLANS[exp].settings
+    return [s.dataset] + [t.dataset for t in s.transfer.targets.values()]
+
+
+# Every dataset the config uses: folder name -> dataset settings.
+DATASETS_USED = {tensors_file(DATA, d).parent.name: d for exp in EXPERIMENTS for d in datasets_of(exp)}
 
 
 def fetch_options(wildcards):
     d = DATASETS_USED[wildcards.dataset]
-    return " ".join(f"--option {k}={json.dumps(v)}" for k, v in sorted(d["options"].items()))
+    return " ".join(shlex.quote(f"--option={k}={json.dumps(v)}") for k, v in sorted(d.options.thaw().items()))
 
 
 rule fetch:
     output:
-        f"{DATA}/{{dataset}}/{TENSORS_FILE}",
+        f"{DATA}/{{dataset}}/tensors.safetensors",
     wildcard_constraints:
         dataset="|".join(DATASETS_USED) or "^$",
     params:
-        name=lambda wc: DATASETS_USED[wc.dataset]["name"],
+        name=lambda wc: DATASETS_USED[wc.dataset].name,
         options=fetch_options,
         download="--download" if config["download"] else "",
         pins=DATA_PINS.file,
+        data=DATA,
     resources:
         mem_mb=4000,
         runtime=lambda wc, attempt: 60 * attempt,
@@ -46,5 +51,5 @@ rule fetch:
         f"{DATA}/logs/fetch-{{dataset}}.log",
     # `lth verify` logs whether the file is pinned; a mismatch goes to the terminal and fails the job
     shell:
-        "lth fetch {params.name} --data-dir {DATA} {params.download} {params.options} > {log} 2>&1 && "
-        "lth verify --pins {params.pins:q} --data-dir {DATA} {output:q} >> {log}"
+        "lth fetch {params.name:q} --data-dir {params.data:q} {params.download} {params.options} > {log:q} 2>&1 && "
+        "lth verify --pins {params.pins:q} --data-dir {params.data:q} {output:q} >> {log:q}"

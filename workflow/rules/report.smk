@@ -1,6 +1,6 @@
 # Stage 7: the regenerated paper report of each experiment. notebooks/lth_report.ipynb runs under
-# papermill in this environment's kernel, with the experiment's resolved config (its published
-# numbers included) as a parameter; the executed notebook is kept beside its HTML export, and the
+# papermill in this environment's kernel on the experiment's results folder (its settings.json
+# holds the published numbers); the executed notebook is kept beside its HTML export, and the
 # figures are written as PNG and SVG. `snakemake --report report.html` collects those figures.
 
 REPORTS = config["reports_dir"]
@@ -18,6 +18,7 @@ rule report:
     """Execute the report notebook on an experiment's results and export it as HTML."""
     input:
         notebook=REPORT_NOTEBOOK,
+        settings=lambda wc: settings_json(wc.exp),
         summary=f"{RESULTS}/{{exp}}/summary.csv",
         densities=f"{RESULTS}/{{exp}}/layer_density.csv",
     output:
@@ -27,8 +28,7 @@ rule report:
         figures=report(directory(f"{REPORTS}/{{exp}}"), patterns=["{name}.png"], caption="../report/figures.rst",
                        category="Figures", labels={"experiment": "{exp}", "figure": "{name}"}),
     params:
-        results=lambda wc: f"{RESULTS}/{wc.exp}",
-        config=settings_json,
+        results=experiment_root,
     resources:
         mem_mb=2000,
         runtime=20,
@@ -37,5 +37,5 @@ rule report:
     localrule: True
     shell:
         "python -m lth.report --notebook {input.notebook:q} --results {params.results:q} "
-        "--experiment {wildcards.exp} --config-json {params.config:q} --figures-dir {output.figures:q} "
-        "--executed {output.notebook:q} --html {output.html:q} > {log} 2>&1"
+        "--experiment {wildcards.exp} --figures-dir {output.figures:q} "
+        "--executed {output.notebook:q} --html {output.html:q} > {log:q} 2>&1"

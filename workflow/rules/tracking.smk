@@ -1,31 +1,35 @@
 # MLflow tracking (lth.tracking): one MLflow experiment per config experiment, one run per
 # training run. The `track` step logs every finished run the store does not hold yet, in one
 # process (importing mlflow costs 5-15 s here, more than most training jobs); with
-# `tracking.live: true` each training job also logs its runs as it finishes.
+# `tracking.live: true` each training job also logs its runs as it finishes. The tracking URI
+# reaches the commands through settings.json, never the command line.
 
 
 rule tracking_store:
     """Create the store and the experiment once, before parallel jobs (a fresh SQLite store
     opened by many processes at once races on its schema migration)."""
+    input:
+        lambda wc: settings_json(wc.exp),
     output:
         f"{RESULTS}/{{exp}}/mlflow-experiment.txt",
+    params:
+        root=experiment_root,
     localrule: True
     shell:
-        "lth track --prepare --experiment {wildcards.exp} --results {RESULTS}/{wildcards.exp} "
-        "--tracking-uri {TRACKING_URI:q} > {output}"
+        "lth track --prepare --results {params.root:q} > {output:q}"
 
 
 rule track:
     input:
-        level_records,
+        settings=lambda wc: settings_json(wc.exp),
+        runs=lambda wc: [str(p) for p in PLANS[wc.exp].targets()],
     output:
         f"{RESULTS}/{{exp}}/mlflow-logged.txt",
     params:
-        settings=settings_json,
+        root=experiment_root,
     resources:
         mem_mb=2000,
         runtime=30,
     localrule: True
     shell:
-        "lth track --experiment {wildcards.exp} --results {RESULTS}/{wildcards.exp} --settings-json {params.settings:q} "
-        "--tracking-uri {TRACKING_URI:q} > {output}"
+        "lth track --results {params.root:q} > {output:q}"

@@ -1,77 +1,95 @@
-# Stages 2-4: dense training, then one job per (seed, level, mask chain) that prunes the chain's
-# previous level and trains the chain's variants. Level L of a chain and seed waits only on
-# level L-1 of the same chain and seed, so seeds and chains run in parallel.
-# Training jobs ask for a GPU (`gpu` resource) so a cluster profile can place them; locally
-# they use one when visible and the CPU otherwise.
+# Stages 2-5, the training jobs. Which jobs exist, what each reads and what it writes is the
+# plan's (lth.plan); each rule runs one job with `lth job STAGE`, which reads the experiment's
+# settings.json and trains the job's runs in one process:
+#   dense     (seed)               the dense network, level 0
+#   rewind    (seed, k)            theta_k for a rewind point k > 0 (the dense run replayed to k)
+#   level     (seed, level, chain) prune the chain's previous level, train the chain's variants
+#   transfer  (seed, target)       the ticket's transfer runs on one target dataset
+# Level L of a chain and seed waits only on level L-1 of the same chain and seed. Training jobs
+# ask for a GPU (`gpu` resource) so a cluster profile can place them; locally they use one when
+# visible and the CPU otherwise. Command lines carry only wildcards (names and numbers that the
+# constraints in common.smk admit) and quoted paths.
 
 
 rule settings:
-    """Record the experiment's settings beside its results (refused at parse time if they changed)."""
+    """Record the experiment's plan (resolved settings, fingerprints, workflow options) for its jobs."""
     output:
         f"{RESULTS}/{{exp}}/settings.json",
     params:
-        settings=lambda wc: json.dumps(EXPERIMENTS[wc.exp], sort_keys=True),
+        record=lambda wc: PLANS[wc.exp].record(),
     localrule: True
-    shell:
-        "lth claim --results {RESULTS}/{wildcards.exp} --settings-json {params.settings:q}"
+    run:
+        PLANS[wildcards.exp].write()
 
 
 TRAIN_RESOURCES = dict(mem_mb=4000, runtime=lambda wc, attempt: 120 * attempt, gpu=1)
+JOB_COMMAND = ("lth job {rule} --results {params.root:q} --seed {wildcards.seed} {params.key} "
+               "--fingerprint {wildcards.fp} --threads {threads} > {log:q} 2>&1")
 
 
 rule dense:
     input:
-        settings=f"{RESULTS}/{{exp}}/settings.json",
-        data=dataset_file,
-        tracking=tracking_store,
+        unpack(job_inputs("dense")),
     output:
-        metrics=f"{RESULTS}/{{exp}}/seed{{seed}}/level00/{DENSE}/metrics.json",
-        final=f"{RESULTS}/{{exp}}/seed{{seed}}/level00/{DENSE}/final.safetensors",
-        mask=f"{RESULTS}/{{exp}}/seed{{seed}}/level00/{DENSE}/mask.safetensors",
-        init=f"{RESULTS}/{{exp}}/seed{{seed}}/level00/{DENSE}/init.safetensors",
-        rewind=f"{RESULTS}/{{exp}}/seed{{seed}}/level00/{DENSE}/rewind.safetensors",
+        *PATTERNS["dense"],
     params:
-        flags=lambda wc, threads: run_flags(wc, threads),
+        root=experiment_root,
+        key="",
     threads: config["threads"]
     resources:
         **TRAIN_RESOURCES,
     log:
-        f"{RESULTS}/{{exp}}/logs/seed{{seed}}-level00-dense.log",
+        f"{RESULTS}/{{exp}}/logs/dense-{{fp}}-seed{{seed}}.log",
     shell:
-        "lth train {params.flags} --seed {wildcards.seed} > {log} 2>&1"
+        JOB_COMMAND
 
 
-def previous_level(wildcards):
-    level = int(wildcards.level)
-    if level == 1:
-        return f"{RESULTS}/{wildcards.exp}/seed{wildcards.seed}/level00/{DENSE}/metrics.json"
-    return f"{RESULTS}/{wildcards.exp}/seed{wildcards.seed}/level{level - 1:02d}/{wildcards.chain}.json"
-
-
-def chain_variants(wildcards):
-    variants = chains(EXPERIMENTS[wildcards.exp]["variants"])[wildcards.chain]
-    return " ".join(f"--variant {v}" for v in variants)
+rule rewind:
+    input:
+        unpack(job_inputs("rewind")),
+    output:
+        *PATTERNS["rewind"],
+    params:
+        root=experiment_root,
+        key=lambda wc: f"--k {int(wc.k)}",
+    threads: config["threads"]
+    resources:
+        **TRAIN_RESOURCES,
+    log:
+        f"{RESULTS}/{{exp}}/logs/rewind-{{fp}}-seed{{seed}}-k{{k}}.log",
+    shell:
+        JOB_COMMAND
 
 
 rule level:
-    """Prune level L of a mask chain and train its variants (e.g. ticket, reinit, random_prune)."""
     input:
-        settings=f"{RESULTS}/{{exp}}/settings.json",
-        data=dataset_file,
-        tracking=tracking_store,
-        previous=previous_level,
-        # every variant of the ticket chain and random pruning start from theta_k of the dense run
-        rewind=f"{RESULTS}/{{exp}}/seed{{seed}}/level00/{DENSE}/rewind.safetensors",
+        unpack(job_inputs("level")),
     output:
-        f"{RESULTS}/{{exp}}/seed{{seed}}/level{{level}}/{{chain}}.json",
+        *PATTERNS["level"],
     params:
-        flags=lambda wc, threads: run_flags(wc, threads),
-        variants=chain_variants,
+        root=experiment_root,
+        key=lambda wc: f"--level {int(wc.level)} --chain {wc.chain}",
     threads: config["threads"]
     resources:
         **TRAIN_RESOURCES,
     log:
-        f"{RESULTS}/{{exp}}/logs/seed{{seed}}-level{{level}}-{{chain}}.log",
+        f"{RESULTS}/{{exp}}/logs/imp-{{fp}}-seed{{seed}}-level{{level}}-{{chain}}.log",
     shell:
-        "lth level {params.flags} --seed {wildcards.seed} --level {wildcards.level} "
-        "--chain {wildcards.chain} {params.variants} > {log} 2>&1"
+        JOB_COMMAND
+
+
+rule transfer:
+    input:
+        unpack(job_inputs("transfer")),
+    output:
+        *PATTERNS["transfer"],
+    params:
+        root=experiment_root,
+        key=lambda wc: f"--target {wc.target}",
+    threads: config["threads"]
+    resources:
+        **TRAIN_RESOURCES,
+    log:
+        f"{RESULTS}/{{exp}}/logs/transfer-{{target}}-{{fp}}-seed{{seed}}.log",
+    shell:
+        JOB_COMMAND

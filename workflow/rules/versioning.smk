@@ -3,14 +3,11 @@
 # hashes of all its files (see .dvcignore for what is left out); commit those files with git and
 # `dvc push` uploads the files. README.md, "Sharing results with DVC", has the whole round trip.
 
-from types import SimpleNamespace
-
-
 def commit_pinned_data(wildcards):
     """Commands that put the experiment's datasets tracked through data.dvc into the DVC cache, so that
     `dvc push` uploads them too and a colleague's `dvc pull` needs no fetch. They are checked against
     their pins first: `dvc commit` must never re-pin other bytes."""
-    files = dict.fromkeys(tensors_file(d) for d in datasets_of(wildcards.exp))
+    files = dict.fromkeys(str(tensors_file(DATA, d)) for d in datasets_of(wildcards.exp))
     files = " ".join(shlex.quote(f) for f in files if DATA_PINS.tracked(f))
     if not files:
         return ""
@@ -48,5 +45,5 @@ rule runs:
     retrain; `snakemake --touch --forceall runs` marks them up to date in DAG order (it changes
     modification times only), and the next run regenerates summaries and reports from them."""
     input:
-        [level_records(SimpleNamespace(exp=name)) for name in EXPERIMENTS],
+        [str(path) for plan in PLANS.values() for job in plan.jobs() for path in plan.outputs(job)],
     localrule: True

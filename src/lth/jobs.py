@@ -1,0 +1,198 @@
+"""The jobs of an experiment, each composed of the small pieces: start state (lth.start), the
+training loop (lth.training), writing results (lth.results) and tracking (lth.tracking).
+
+A job is what one Snakemake rule runs in one process (`lth job STAGE ...`), so start-up is paid
+once for all the runs it trains; `lth.plan` says which runs those are and what the job reads.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import torch
+
+import lth
+from lth import artifacts, masks
+from lth.errors import LTHError
+from lth.files import write_json
+from lth.layout import RunKey, tensors_file
+from lth.parts import DATASETS
+from lth.plan import Job, Plan
+from lth.pruning import Context as PruneContext
+from lth.pruning import prune
+from lth.results import finished, write_run
+from lth.seeding import derive_seed
+from lth.start import start_state
+from lth.training import Segment, lr_at, train
+
+
+def pick_device(requested: str = "auto") -> torch.device:
+    """The GPU when one is visible (and not refused), the CPU otherwise."""
+    if requested == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if requested.startswith("cuda") and not torch.cuda.is_available():
+        raise LTHError(f"device {requested}: no CUDA device is visible")
+    return torch.device(requested)
+
+
+class Context:
+    """What the jobs of one experiment share in a process: the plan, the device, loaded datasets."""
+
+    def __init__(self, plan: Plan, device: torch.device, track_uri: str | None = None):
+        self.plan, self.device, self.track_uri = plan, device, track_uri
+        self._splits: dict[str | None, Any] = {}
+
+    def dataset(self, target: str | None = None):
+        s = self.plan.settings
+        return s.transfer.targets[target].dataset if target else s.dataset
+
+    def splits(self, target: str | None = None):
+        """A dataset's splits on the device; a transfer target's inputs adapted to the source model."""
+        if target not in self._splits:
+            from lth.datasets import load_splits
+
+            d = self.dataset(target)
+            self.check_pinned(tensors_file(self.plan.data_dir, d))
+            splits = load_splits(d.name, self.plan.data_dir, val_size=d.val_size, split_seed=d.split_seed,
+                                 options=d.options.thaw() or None, device=self.device)
+            if target:
+                from lth.transfer import adapt_splits
+
+                splits = adapt_splits(splits, DATASETS[self.plan.settings.dataset.name].input_shape)
+            self._splits[target] = splits
+        return self._splits[target]
+
+    def check_pinned(self, path: Path) -> None:
+        """A dataset file the workflow's data.dvc pins must have the pinned bytes (lth.pins)."""
+        if self.plan.workflow.get("pins"):
+            from lth import pins
+
+            pins.load(self.plan.workflow["pins"]).check(path, self.plan.data_dir)
+
+    def new_model(self, seed: int, target: str | None = None) -> torch.nn.Module:
+        """The experiment's model, initialised from `seed`, with the output head of `target`'s classes."""
+        from lth.models import build_model
+
+        s = self.plan.settings
+        return build_model(s.model.name, DATASETS[s.dataset.name].input_shape,
+                           DATASETS[self.dataset(target).name].num_classes, seed=seed,
+                           **s.model.options).to(self.device)
+
+    @staticmethod
+    def head(model) -> str:
+        from lth.models import output_layer_name
+
+        return output_layer_name(model)
+
+    def kinds(self, model) -> dict[str, str]:
+        return masks.layer_kinds(model, self.plan.settings.pruning.exclude)
+
+    def augment(self, info) -> bool:
+        """Crop/flip augmentation: as configured, else the dataset's default (`info.augment`)."""
+        flag = self.plan.settings.training.augment
+        return info.augment if flag is None else flag
+
+    @cache
+    def provenance(self, target: str | None = None, fingerprint: str = "") -> dict[str, Any]:
+        from lth.datasets import file_sha256
+
+        return {"lth_version": lth.__version__, "torch_version": torch.__version__, "git_commit": git_commit(),
+                "dataset_sha256": file_sha256(tensors_file(self.plan.data_dir, self.dataset(target))),
+                "device": str(self.device), "threads": torch.get_num_threads(), "settings_fingerprint": fingerprint}
+
+    # --- one run --------------------------------------------------------------------------------
+    def train_run(self, job: Job, key: RunKey) -> dict[str, Any]:
+        """Train run `key` from its start state, or return its record if it finished before."""
+        done = finished(self.plan.layout, key)
+        if done is not None:
+            return done
+        started = time.perf_counter()
+        start = start_state(self, key)
+        if key.level == 0 and not key.target:  # theta_0: the rewind point k = 0 and the reinit reference
+            artifacts.save_tensors(self.plan.layout.init(key.seed), start.model.state_dict())
+        splits = self.splits(key.target)
+        fp = self.plan.fingerprint(job)
+        seg = Segment(start=start.iteration, stop=self.plan.settings.training.iterations, lr=start.lr,
+                      data_seed=derive_seed(key.seed, "data", *([key.target] if key.target else [])),
+                      checkpoint=self.plan.layout.checkpoint(key), fingerprint=f"{fp}/{key}", label=str(key))
+        result = train(start.model, start.mask, splits, self.plan.settings.training, seg,
+                       augment=self.augment(splits.info))
+        record = write_run(self.plan.layout, key, start.model, start.mask, result,
+                           self.provenance(key.target, fp), started)
+        if self.track_uri:
+            from lth.tracking import log_live
+
+            log_live(self.track_uri, self.plan, self.plan.layout.run_dir(key))
+        return record
+
+    # --- the jobs of the imp kind ---------------------------------------------------------------
+    def run(self, job: Job) -> list[dict[str, Any]]:
+        """Run `job`; return the records of the runs it trained (or had finished before)."""
+        return getattr(self, f"_{job.stage}")(job)
+
+    def _dense(self, job: Job) -> list[dict[str, Any]]:
+        return [self.train_run(job, key) for key in self.plan.job_runs(job)]
+
+    def _rewind(self, job: Job) -> list[dict[str, Any]]:
+        """theta_k: the dense run replayed to iteration k (the same batches, so the same weights)."""
+        model = self.new_model(job.seed)
+        mask = masks.full_mask(model, self.plan.settings.pruning.exclude)
+        training = self.plan.settings.training
+        seg = Segment(start=0, stop=job.k, lr=lambda t: lr_at(training, t), data_seed=derive_seed(job.seed, "data"),
+                      label=str(job))
+        train(model, mask, self.splits(), training, seg, augment=self.augment(self.splits().info))
+        artifacts.save_tensors(self.plan.layout.rewind(job.seed, job.k), model.state_dict())
+        return []
+
+    def prune(self, seed: int, level: int, chain: str) -> masks.Mask:
+        """Level `level`'s mask of `chain`: its previous level's trained weights, pruned once more."""
+        layout, head = self.plan.layout, RunKey(seed, level, chain)
+        previous = self.plan.previous(head)
+        weights = artifacts.load_tensors(layout.final(previous))
+        old = artifacts.load_tensors(layout.mask(previous))
+        model = self.new_model(seed)
+        masks.check_mask(model, old, str(layout.mask(previous)))
+        context = PruneContext(generator=lambda: torch.Generator().manual_seed(derive_seed(seed, "prune", chain, level)))
+        new = prune(self.plan.settings.pruning, weights, old, self.kinds(model), context)
+        artifacts.save_tensors(layout.mask(head), new)
+        return new
+
+    def _level(self, job: Job) -> list[dict[str, Any]]:
+        """One pruning round of a chain: prune its mask, then train the chain's variants on it."""
+        self.prune(job.seed, job.level, job.chain)
+        return self._record(job, self.plan.layout.level_record(job.seed, job.level, job.chain))
+
+    def _transfer(self, job: Job) -> list[dict[str, Any]]:
+        return self._record(job, self.plan.layout.transfer_record(job.seed, job.target))
+
+    def _record(self, job: Job, marker: Path) -> list[dict[str, Any]]:
+        """Train the job's runs, then mark the job finished with the runs it holds."""
+        keys = self.plan.job_runs(job)
+        records = [self.train_run(job, key) for key in keys]
+        root = self.plan.layout.root
+        write_json(marker, {f"{k.level}/{k.variant}" if k.target else k.variant:
+                            str(self.plan.layout.metrics(k).relative_to(root)) for k in keys})
+        return records
+
+
+_GIT_COMMIT: str | None = None
+
+
+def git_commit() -> str:
+    """Commit of the repository holding the lth code that runs ("+dirty" if modified; "unknown"
+    for an installed copy outside a repository), whatever the working directory."""
+    global _GIT_COMMIT
+    if _GIT_COMMIT is None:
+        git = ["git", "-C", str(Path(__file__).resolve().parent)]
+        try:
+            sha = subprocess.run([*git, "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10).stdout.strip()
+            dirty = subprocess.run([*git, "status", "--porcelain", "--untracked-files=no"], capture_output=True,
+                                   text=True, timeout=10).stdout.strip()
+            _GIT_COMMIT = (sha + ("+dirty" if dirty else "")) if sha else "unknown"
+        except (OSError, subprocess.SubprocessError):
+            _GIT_COMMIT = "unknown"
+    return _GIT_COMMIT

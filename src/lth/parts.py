@@ -1,0 +1,55 @@
+"""The catalogue: every registered part, one line each (see `lth.registry`). Free of torch.
+
+To add a part, write its file and add its line here. Keys a part declares are JSON-schema
+properties merged into its config section (`pruning` for scores and selections); they are
+validated with the experiment, and an error names the key and the value.
+"""
+
+from lth.registry import Registry
+
+_RATE = {"type": "number", "exclusiveMinimum": 0, "exclusiveMaximum": 1}
+
+# Datasets: classes, the shape of one example (no batch dimension), crop/flip by default,
+# fetched through torchvision (else generated offline), and the generator options they take.
+DATASETS = Registry("dataset")
+DATASETS.add("mnist1d", "lth.datasets:make_mnist1d", num_classes=10, input_shape=(40,), augment=False,
+             downloadable=False, takes_options=True)
+DATASETS.add("digits", "lth.datasets:make_digits", num_classes=10, input_shape=(1, 8, 8), augment=False,
+             downloadable=False)
+for _name, _classes, _shape, _augment in (("mnist", 10, (1, 28, 28), False), ("fashionmnist", 10, (1, 28, 28), False),
+                                          ("kmnist", 10, (1, 28, 28), False), ("cifar10", 10, (3, 32, 32), True),
+                                          ("cifar100", 100, (3, 32, 32), True), ("svhn", 10, (3, 32, 32), False)):
+    DATASETS.add(_name, "lth.datasets:read_torchvision", num_classes=_classes, input_shape=_shape, augment=_augment,
+                 downloadable=True)
+
+# Models: the class, fixed constructor arguments, the options a config may set (positive ints),
+# and the inputs they take ("vector": any shape, flattened; "image": (C, H, W)).
+MODELS = Registry("model")
+MODELS.add("mlp1d", "lth.models.mlp:ResidualMLP", options=("hidden",), inputs="vector")
+MODELS.add("lenet_300_100", "lth.models.mlp:LeNet300100", inputs="vector")
+MODELS.add("conv2", "lth.models.convnet:ConvNet", args={"depth": 2}, inputs="image")
+MODELS.add("conv4", "lth.models.convnet:ConvNet", args={"depth": 4}, inputs="image")
+MODELS.add("conv6", "lth.models.convnet:ConvNet", args={"depth": 6}, inputs="image")
+MODELS.add("resnet20", "lth.models.resnet:ResNet20", options=("width",), inputs="image")
+MODELS.add("vgg16", "lth.models.vgg:VGG", args={"depth": 16}, inputs="image")
+MODELS.add("vgg19", "lth.models.vgg:VGG", args={"depth": 19}, inputs="image")
+
+# Pruning scores: (weights, mask, context) -> a score per prunable weight; the lowest go first.
+SCORES = Registry("pruning score")
+SCORES.add("magnitude", "lth.pruning.magnitude:score")
+SCORES.add("random", "lth.pruning.random:score")
+
+# Mask selections: (scores, mask, settings, kinds) -> the next mask. `pruning.strategy` names one.
+SELECTIONS = Registry("pruning strategy")
+SELECTIONS.add("layerwise", "lth.pruning.select:layerwise", keys={"rates": {
+    "type": "object", "default": {"fc": 0.2, "conv": 0.1, "output": 0.1}, "additionalProperties": _RATE,
+    "description": "layerwise: rate per layer kind (fc, conv, output) or per layer name"}})
+SELECTIONS.add("global", "lth.pruning.select:global_threshold", keys={"global_rate": {
+    **_RATE, "default": 0.2, "description": "global: fraction of all remaining weights removed per round"}})
+
+# Experiment kinds: which runs an experiment has and how they group into jobs (lth.plan).
+KINDS = Registry("experiment kind")
+KINDS.add("imp", "lth.plan:Plan")
+
+# Analyses: stages that compute from finished runs and write a table beside summary.csv.
+ANALYSES = Registry("analysis")

@@ -1,0 +1,40 @@
+"""Pruning: from trained weights and the current mask to the next, sparser mask.
+
+A method is a score (lth.parts.SCORES: one number per prunable weight, the lowest pruned first)
+composed with a mask selection (lth.parts.SELECTIONS: how many to remove, per layer or globally).
+Scores see the weights and the mask, and a `Context` that hands them what some methods need
+(a seeded generator today; a model and a batch of data are the place for SNIP or GraSP).
+Every selection ranks only the weights still alive, so a rate is a fraction of the *remaining*
+weights, as in iterative magnitude pruning.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from lth.masks import Mask
+from lth.parts import SCORES, SELECTIONS
+
+
+@dataclass(frozen=True)
+class Context:
+    """What a score may ask for beyond the weights; `generator` is seeded from the run's key."""
+
+    generator: Callable[[], torch.Generator] = lambda: torch.Generator().manual_seed(0)
+    model: Callable[[], torch.nn.Module] | None = None
+
+
+def scores(name: str, weights: Mapping[str, torch.Tensor], mask: Mask, context: Context | None = None) -> dict:
+    """The registered score `name` of each prunable weight (CPU tensors shaped like the mask)."""
+    return SCORES[name].load()(weights, mask, context or Context())
+
+
+def prune(pruning: Mapping[str, Any], weights: Mapping[str, torch.Tensor], mask: Mask, kinds: Mapping[str, str],
+          context: Context | None = None) -> Mask:
+    """The next mask of one pruning round, by the configured score and strategy (`pruning` settings)."""
+    select = SELECTIONS[pruning["strategy"]].load()
+    return select(scores(pruning["score"], weights, mask, context), mask, pruning, kinds)

@@ -1,0 +1,94 @@
+"""Mask selections: which weights a round removes, given their scores (lowest first).
+
+Ties are broken by position (the lower flat index goes first, via a stable sort), so masks never
+depend on sort-algorithm internals. Counts are `round(rate * remaining)`, the rule of
+torch.nn.utils.prune.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import torch
+
+from lth.errors import LTHError
+from lth.masks import Mask
+
+
+def check_rate(rate: float, what: str) -> float:
+    if not isinstance(rate, (int, float)) or not 0.0 < float(rate) < 1.0:
+        raise LTHError(f"{what}: pruning rate must be in (0, 1), got {rate!r}")
+    return float(rate)
+
+
+def _remove_lowest(scores: torch.Tensor, alive: torch.Tensor, n_remove: int) -> torch.Tensor:
+    """Flat bool mask: `alive` minus its `n_remove` lowest scores (ties: lower index first)."""
+    idx = alive.nonzero().squeeze(1)
+    order = torch.sort(scores[idx], stable=True).indices
+    new = alive.clone()
+    new[idx[order[:n_remove]]] = False
+    return new
+
+
+def remove_per_layer(scores: Mapping[str, torch.Tensor], mask: Mask, rates: Mapping[str, float]) -> Mask:
+    """Remove `rates[name]` of each layer's remaining weights, lowest score first."""
+    new: Mask = {}
+    for name, m in mask.items():
+        rate = check_rate(rates[name], f"rate for layer '{name}'")
+        alive = m.reshape(-1).cpu()
+        new[name] = _remove_lowest(scores[name].reshape(-1), alive, round(rate * int(alive.sum()))).reshape(m.shape)
+    return new
+
+
+def remove_globally(scores: Mapping[str, torch.Tensor], mask: Mask, rate: float) -> Mask:
+    """One threshold over all prunable weights (OpenLTH's sparse_global)."""
+    rate = check_rate(rate, "global pruning rate")
+    names = list(mask)
+    alive = torch.cat([mask[n].reshape(-1).cpu() for n in names])
+    flat = _remove_lowest(torch.cat([scores[n].reshape(-1) for n in names]), alive, round(rate * int(alive.sum())))
+    return dict(zip(names, (part.reshape(mask[n].shape) for n, part in
+                            zip(names, flat.split([mask[n].numel() for n in names])))))
+
+
+def keep_counts(scores: Mapping[str, torch.Tensor], keep: Mapping[str, int]) -> Mask:
+    """A given per-layer distribution: the `keep[name]` highest scores of each layer, pruned or not."""
+    new: Mask = {}
+    for name, s in scores.items():
+        k = int(keep[name])
+        if not 0 <= k <= s.numel():
+            raise LTHError(f"random pruning: cannot keep {k} of {s.numel()} weights in '{name}'")
+        everything = torch.ones(s.numel(), dtype=torch.bool)
+        new[name] = _remove_lowest(s.reshape(-1), everything, s.numel() - k).reshape(s.shape)
+    return new
+
+
+def layer_rates(kinds: Mapping[str, str], rates: Mapping[str, float]) -> dict[str, float]:
+    """Per-parameter rates from per-kind rates ("fc", "conv", "output") and per-layer overrides.
+
+    A key of `rates` that is neither a kind nor a prunable layer/parameter name is an error.
+    """
+    out: dict[str, float] = {}
+    for name, kind in kinds.items():
+        layer = name.rsplit(".", 1)[0]
+        for key in (name, layer, kind):
+            if key in rates:
+                out[name] = check_rate(rates[key], f"pruning.rates.{key}")
+                break
+        else:
+            raise LTHError(f"pruning.rates has no rate for layer '{layer}' (kind '{kind}')")
+    known = set(kinds.values()) | {"fc", "conv", "output"} | set(kinds) | {n.rsplit(".", 1)[0] for n in kinds}
+    unknown = sorted(set(rates) - known)
+    if unknown:
+        raise LTHError(f"pruning.rates: unknown layer or kind {unknown}; layers: {sorted(kinds)}")
+    return out
+
+
+def layerwise(scores, mask: Mask, pruning: Mapping[str, Any], kinds: Mapping[str, str]) -> Mask:
+    """`pruning.rates` per layer kind or layer name (Frankle & Carbin: fc 20%, output 10%, conv 10-15%)."""
+    return remove_per_layer(scores, mask, layer_rates(kinds, pruning["rates"]))
+
+
+def global_threshold(scores, mask: Mask, pruning: Mapping[str, Any], kinds: Mapping[str, str]) -> Mask:
+    """`pruning.global_rate` of all remaining weights, one threshold across layers."""
+    return remove_globally(scores, mask, pruning["global_rate"])
