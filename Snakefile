@@ -24,6 +24,7 @@ include: "workflow/rules/common.smk"
 include: "workflow/rules/fetch.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/summary.smk"
+include: "workflow/rules/analysis.smk"
 include: "workflow/rules/report.smk"
 include: "workflow/rules/tracking.smk"
 include: "workflow/rules/versioning.smk"
@@ -34,4 +35,5 @@ rule all:
     input:
         [summary_csv(name) for name in EXPERIMENTS],
         [report_html(name) for name in EXPERIMENTS],
+        [analysis_csv(name, a) for name in EXPERIMENTS for a in PLANS[name].settings.analyses],
         [f"{RESULTS}/{name}/mlflow-logged.txt" for name in EXPERIMENTS if TRACKING_URI],

@@ -7,7 +7,12 @@ import sys
 import pytest
 
 from lth import cli
-from lth.layout import Layout
+from lth.layout import RunKey
+from lth.plan import Plan
+
+
+def layout_of(results):
+    return Plan.from_results(results).layout
 
 
 def run(capsys, *args):
@@ -28,9 +33,10 @@ def test_stages_chain_by_hand(capsys, tmp_path, data_dir, settings_file):
     code, out, _ = run(capsys, *stage(results, s, data_dir, "retrain", "--level", 1, "--variant", "ticket",
                                       "--variant", "reinit"))
     assert code == 0 and out.count("test accuracy") == 2
-    layout = Layout(results)
+    layout = layout_of(results)
     for variant in ("ticket", "reinit"):
-        assert layout.metrics(0, 1, variant).exists() and not layout.checkpoint(0, 1, variant).exists()
+        key = RunKey(0, 1, variant)
+        assert layout.metrics(key).exists() and not layout.checkpoint(key).exists()
 
 
 @pytest.mark.parametrize("changes, message", [
@@ -75,33 +81,34 @@ def test_weights_of_another_architecture_are_refused(capsys, tmp_path, data_dir,
     s, results = trained
     wide = settings_file({"model": {"options": {"hidden": 48}}}, name="wide.json")
     assert run(capsys, *stage(tmp_path / "wide", wide, data_dir, "train"))[0] == 0
-    layout = Layout(results)
-    shutil.copy(Layout(tmp_path / "wide").rewind(0), layout.rewind(0))
+    layout, wide_layout, ticket, dense = layout_of(results), layout_of(tmp_path / "wide"), RunKey(0, 1, "ticket"), \
+        RunKey(0, 0, "dense")
+    shutil.copy(wide_layout.rewind(0, 0), layout.rewind(0, 0))
     code, _, err = run(capsys, *stage(results, s, data_dir, "retrain", "--level", 1, "--variant", "ticket"))
-    assert code == 2 and "rewind.safetensors: weights do not fit model" in err and "(48" in err, err
-    assert not layout.final(0, 1, "ticket").exists() and not layout.metrics(0, 1, "ticket").exists()
-    shutil.copy(Layout(tmp_path / "wide").mask(0, 0, "dense"), layout.mask(0, 0, "dense"))
+    assert code == 2 and "init.safetensors: weights do not fit model" in err and "(48" in err, err
+    assert not layout.final(ticket).exists() and not layout.metrics(ticket).exists()
+    shutil.copy(wide_layout.mask(dense), layout.mask(dense))
     code, _, err = run(capsys, *stage(results, s, data_dir, "prune", "--level", 1))
     assert code == 2 and "mask.safetensors" in err and "(48, 40)" in err, err
 
 
 def test_truncated_weights_file_is_refused(capsys, data_dir, trained):
     s, results = trained
-    layout = Layout(results)
-    data = layout.rewind(0).read_bytes()
-    layout.rewind(0).write_bytes(data[: len(data) // 2])
+    layout = layout_of(results)
+    data = layout.rewind(0, 0).read_bytes()
+    layout.rewind(0, 0).write_bytes(data[: len(data) // 2])
     code, _, err = run(capsys, *stage(results, s, data_dir, "retrain", "--level", 1, "--variant", "ticket"))
-    assert code == 2 and "rewind.safetensors: unreadable or corrupted" in err, err
-    assert not layout.metrics(0, 1, "ticket").exists()
+    assert code == 2 and "init.safetensors: unreadable or corrupted" in err, err
+    assert not layout.metrics(RunKey(0, 1, "ticket")).exists()
 
 
 def test_corrupted_resume_checkpoint_is_refused(capsys, data_dir, trained):
     s, results = trained
-    layout = Layout(results)
-    layout.checkpoint(0, 1, "ticket").write_bytes(b"PK\x03\x04 not really a checkpoint")
+    layout, ticket = layout_of(results), RunKey(0, 1, "ticket")
+    layout.checkpoint(ticket).write_bytes(b"PK\x03\x04 not really a checkpoint")
     code, _, err = run(capsys, *stage(results, s, data_dir, "retrain", "--level", 1, "--variant", "ticket"))
     assert code == 2 and "resume.pt: unreadable resume checkpoint" in err, err
-    assert not layout.metrics(0, 1, "ticket").exists()
+    assert not layout.metrics(ticket).exists()
 
 
 def test_missing_dataset_names_the_file_and_the_fetch_command(capsys, tmp_path, settings_file):
@@ -118,6 +125,6 @@ def test_console_command_exits_nonzero_with_one_line(tmp_path, settings_file):
 
 
 def test_every_subcommand_has_help():
-    for command in ("fetch", "train", "prune", "retrain"):
+    for command in ("fetch", "verify", "train", "prune", "retrain", "job", "track", "summarize"):
         proc = subprocess.run([sys.executable, "-m", "lth.cli", command, "--help"], capture_output=True, text=True)
         assert proc.returncode == 0 and "usage: lth " + command in proc.stdout

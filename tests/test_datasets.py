@@ -225,7 +225,7 @@ def test_fetch_is_idempotent(tmp_path, monkeypatch):
     def boom():
         raise AssertionError("regenerated")
 
-    monkeypatch.setattr(D, "_make_digits", boom)
+    monkeypatch.setattr(D, "make_digits", boom)
     assert D.fetch("digits", tmp_path) == p
     assert p.stat().st_mtime_ns == mtime
     # a corrupt file is rebuilt, not returned

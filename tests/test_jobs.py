@@ -64,3 +64,42 @@ def test_augmented_training_of_a_conv_net_is_deterministic(data_dir, context):
         ctx.run(Job("dense", 0))
         finals.append(ctx.plan.layout.final(DENSE).read_bytes())
     assert finals[0] == finals[1]
+
+
+def test_the_mask_overlap_analysis_against_a_direct_count(context):
+    from lth import analyses
+    from lth.analyses.mask_overlap import jaccard
+
+    ctx = context({"variants": ["ticket"], "seeds": [0, 1], "pruning": {"levels": 1}, "analyses": ["mask_overlap"]})
+    for job in ctx.plan.jobs():
+        ctx.run(job)
+    path = analyses.run(ctx.plan, "mask_overlap")
+    rows = path.read_text().splitlines()
+    assert rows[0] == "experiment,level,seed_a,seed_b,weights_remaining,jaccard,jaccard_if_random"
+    a, b = (artifacts.load_tensors(ctx.plan.layout.mask(RunKey(s, 1, "ticket"))) for s in (0, 1))
+    flat_a, flat_b = (torch.cat([m[n].flatten() for n in sorted(m)]) for m in (a, b))
+    direct = (flat_a & flat_b).sum().item() / (flat_a | flat_b).sum().item()
+    assert float(rows[1].split(",")[5]) == pytest.approx(direct) and jaccard(a, a) == 1.0
+
+
+SEEN = {}
+
+
+def recording_score(weights, mask, context):
+    """A score that asks for what SNIP would: the masked model and a batch of data."""
+    SEEN["model"], SEEN["batch"] = context.model(), context.batch(8)
+    return {name: weights[name].abs().float() for name in mask}
+
+
+def test_a_score_gets_the_masked_trained_model_and_a_batch_on_request(context, monkeypatch):
+    from lth import parts
+    from lth.registry import Part
+
+    monkeypatch.setitem(parts.SCORES._parts, "magnitude", Part("magnitude", "test_jobs:recording_score"))
+    ctx = context()
+    ctx.run(Job("dense", 0))
+    ctx.prune(0, 1, "ticket")
+    final = artifacts.load_tensors(ctx.plan.layout.final(DENSE))
+    assert all(torch.equal(v, final[k]) for k, v in SEEN["model"].state_dict().items())
+    x, y = SEEN["batch"]
+    assert x.shape == (8, 40) and y.shape == (8,) and y.dtype == torch.int64

@@ -21,6 +21,8 @@ import yaml
 
 from test_workflow import TINY
 
+from lth.plan import Job, plan_of
+
 ROOT = Path(__file__).resolve().parents[1]
 PROFILE = ROOT / "profiles" / "slurm"
 VENV_PATH = f"{Path(sys.executable).parent}:{os.environ['PATH']}"  # jobs inherit PATH (sbatch --export=ALL)
@@ -82,7 +84,8 @@ def test_sbatch_asks_for_a_gpu_for_training_jobs_only(tmp_path):
     # so that its level job is ready to submit too
     digits = {**SMALL, "dataset": {"name": "digits"}, "model": {"name": "lenet_300_100"}}
     write_config(workdir, {"a": SMALL, "b": digits})
-    local = snakemake(workdir, ["results/a/seed0/level00/dense/metrics.json"], "--cores", "2")
+    dense = plan_of("a", SMALL, "results/a").outputs(Job("dense", 0))[0]
+    local = snakemake(workdir, [dense], "--cores", "2")
     assert local.returncode == 0, local.stderr[-3000:]
 
     bin_dir = tmp_path / "fake-slurm"

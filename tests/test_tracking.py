@@ -13,6 +13,9 @@ import pytest
 
 from test_workflow import TINY, snakemake, write_config
 
+from lth.layout import RunKey
+from lth.plan import Plan
+
 BIN = Path(sys.executable).parent
 
 
@@ -66,7 +69,7 @@ def assert_store_matches_summary(uri, experiment, summary_csv):
     assert set(by_key) == {(r["seed"], r["level"], r["variant"]) for r in rows}
     root = Path(summary_csv).parent
     for (seed, level, variant), run in list(by_key.items())[:6]:
-        record = json.loads((root / f"seed{seed}" / f"level{int(level):02d}" / variant / "metrics.json").read_text())
+        record = json.loads(Plan.from_results(root).layout.metrics(RunKey(int(seed), int(level), variant)).read_text())
         history = client.get_metric_history(run.info.run_id, "test_accuracy")
         assert [m.step for m in history] == [c["iteration"] for c in record["curves"]]
         assert [m.value for m in history] == [c["test_accuracy"] for c in record["curves"]]
@@ -109,7 +112,7 @@ def _lth(*args):
 def test_eight_parallel_jobs_log_to_one_fresh_store(tmp_path, data_dir, settings_file):
     uri = f"sqlite:///{tmp_path}/fresh.db"
     results = tmp_path / "results" / "par"
-    prepare = _lth("track", "--prepare", "--experiment", "par", "--results", results, "--tracking-uri", uri)
+    prepare = _lth("track", "--prepare", "--experiment", "par", "--tracking-uri", uri)
     assert prepare.wait(timeout=300) == 0, prepare.stderr.read()
     settings = settings_file({"training": {"iterations": 100}, "model": {"options": {"hidden": 16}}})
     jobs = [_lth("train", "--settings", settings, "--results", results, "--seed", seed, "--data-dir", data_dir,
@@ -133,25 +136,22 @@ def test_job_with_the_server_down_finishes_and_the_relog_command_fills_the_store
     results = tmp_path / "results" / "down"
     small = {"training": {"iterations": 100}, "model": {"options": {"hidden": 16}}}
     settings = settings_file(small)
-    dense_only = settings_file({**small, "seeds": [0], "pruning": {"levels": 0}}, name="dense-only.json")
     env = {**os.environ, "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", "MLFLOW_HTTP_REQUEST_TIMEOUT": "5"}
     job = subprocess.run([str(BIN / "lth"), "train", "--settings", str(settings), "--results", str(results),
                           "--seed", "0", "--data-dir", str(data_dir), "--track", uri],
                          capture_output=True, text=True, timeout=600, env=env)
     assert job.returncode == 0, job.stderr
     assert "MLflow tracking failed" in job.stderr and "lth track" in job.stderr
-    assert (results / "seed0" / "level00" / "dense" / "metrics.json").exists()
-    down = subprocess.run([str(BIN / "lth"), "track", "--experiment", "down", "--results", str(results),
-                           "--settings", str(dense_only), "--tracking-uri", uri],
+    assert Plan.from_results(results).layout.metrics(RunKey(0, 0, "dense")).exists()
+    down = subprocess.run([str(BIN / "lth"), "track", "--results", str(results), "--tracking-uri", uri],
                           capture_output=True, text=True, timeout=600, env=env)
     assert down.returncode == 2 and "run this command again" in down.stderr
     proc = start_server(tmp_path, port)
     try:
-        relog = subprocess.run([str(BIN / "lth"), "track", "--experiment", "down", "--results", str(results),
-                                "--settings", str(dense_only), "--tracking-uri", uri],
+        relog = subprocess.run([str(BIN / "lth"), "track", "--results", str(results), "--tracking-uri", uri],
                                capture_output=True, text=True, timeout=600)
         assert relog.returncode == 0, relog.stderr
-        assert "logged 1 runs" in relog.stdout
+        assert "logged 1 runs" in relog.stdout and "not finished" in relog.stdout  # the levels not trained
         from mlflow.tracking import MlflowClient
 
         client = MlflowClient(tracking_uri=uri)

@@ -10,19 +10,15 @@ from pathlib import Path
 
 import pytest
 import yaml
+from conftest import tiny
+
+from lth.plan import plan_of
 
 ROOT = Path(__file__).resolve().parents[1]
 REQUIRED = ["experiment", "seed", "level", "variant", "weights_remaining", "test_accuracy", "best_val_accuracy",
             "early_stop_iteration", "train_accuracy", "wall_seconds"]
-TINY = {
-    "dataset": {"name": "mnist1d", "val_size": 500},
-    "model": {"name": "mlp1d", "options": {"hidden": 32}},
-    "training": {"lr": 0.01, "iterations": 200, "eval_every": 50},
-    "pruning": {"rates": {"fc": 0.5, "output": 0.25}, "levels": 2},
-    "variants": ["ticket", "reinit", "random_prune", "lr_rewind", "finetune"],
-    "seeds": [0, 1],
-}
-
+# The shared tiny experiment (conftest.TINY), with every variant and two seeds.
+TINY = tiny({"variants": ["ticket", "reinit", "random_prune", "lr_rewind", "finetune"], "seeds": [0, 1]})
 
 def write_config(tmp_path, experiments=None, **top):
     config = {"data_dir": str(tmp_path / "data"), "results_dir": str(tmp_path / "results"),
@@ -69,17 +65,16 @@ def test_interrupted_run_restarts_without_redoing_finished_jobs(tmp_path):
     exp = {**TINY, "variants": ["ticket", "reinit"], "seeds": [0], "pruning": {**TINY["pruning"], "levels": 6},
            "training": {**TINY["training"], "iterations": 600}}
     config = write_config(tmp_path, {"tiny": exp})
-    results = tmp_path / "results" / "tiny" / "seed0"
+    layout = plan_of("tiny", exp, tmp_path / "results" / "tiny").layout
     proc = snakemake(tmp_path, "--configfile", config, background=True)
     deadline = time.time() + 300
     # level 3 running means Snakemake has recorded levels 1 and 2 as finished
-    while not (results / "level03" / "ticket.json").exists() and time.time() < deadline:
+    while not layout.level_record(0, 3, "ticket").exists() and time.time() < deadline:
         time.sleep(0.1)
     os.killpg(proc.pid, signal.SIGINT)  # Ctrl-C
     proc.wait(timeout=120)
-    done = {results / f"level0{level}" / "ticket.json": None for level in (1, 2)}
-    done = {p: p.stat().st_mtime_ns for p in done}
-    assert not (results / "level06" / "ticket.json").exists()
+    done = {p: p.stat().st_mtime_ns for p in (layout.level_record(0, level, "ticket") for level in (1, 2))}
+    assert not layout.level_record(0, 6, "ticket").exists()
     run = snakemake(tmp_path, "--configfile", config)
     assert run.returncode == 0, run.stdout + run.stderr
     assert {p: p.stat().st_mtime_ns for p in done} == done  # finished level jobs were not redone
@@ -106,18 +101,49 @@ def test_bad_config_stops_before_any_job_naming_key_and_value(tmp_path, change, 
     assert not (tmp_path / "results").exists() and not (tmp_path / "data").exists()
 
 
-def test_changed_settings_of_an_existing_experiment_are_refused(tmp_path):
-    import json
+def planned_jobs(run) -> dict[str, int]:
+    """Job counts from the table `snakemake -n` prints."""
+    table = run.stdout.split("Job stats:")[1].split("total")[0]
+    return {line.split()[0]: int(line.split()[1]) for line in table.splitlines()[3:] if line.strip()}
 
-    from lth.settings import claim_results_folder, resolve
 
-    claim_results_folder(tmp_path / "results" / "tiny", resolve(json.loads(json.dumps(TINY))))
-    same = snakemake(tmp_path, "-n", "--configfile", write_config(tmp_path))
-    assert same.returncode == 0, same.stderr
-    changed = {**TINY, "training": {**TINY["training"], "lr": 0.05}}
-    run = snakemake(tmp_path, "-n", "--configfile", write_config(tmp_path, {"tiny": changed}))
+@pytest.mark.slow
+def test_changing_pruning_rates_reuses_the_dense_runs(tmp_path):
+    small = {**TINY, "variants": ["ticket"], "pruning": {**TINY["pruning"], "levels": 1}}
+    assert snakemake(tmp_path, "--configfile", write_config(tmp_path, {"tiny": small})).returncode == 0
+    results = tmp_path / "results" / "tiny"
+    dense = {p: p.stat().st_mtime_ns for p in results.glob("dense-*/seed*/*")}
+    assert len(dense) == 2 * 4
+    changed = {**small, "pruning": {**small["pruning"], "rates": {"fc": 0.3, "output": 0.2}}}
+    config = write_config(tmp_path, {"tiny": changed})
+    plan = snakemake(tmp_path, "-n", "--configfile", config)
+    assert plan.returncode == 0, plan.stderr
+    assert "dense" not in planned_jobs(plan) and planned_jobs(plan)["level"] == 2, plan.stdout
+    assert snakemake(tmp_path, "--configfile", config).returncode == 0
+    assert {p: p.stat().st_mtime_ns for p in results.glob("dense-*/seed*/*")} == dense  # not retrained
+    assert len(list(results.glob("imp-*"))) == 2  # the runs of the old rates are kept beside the new ones
+    rows = list(csv.DictReader((results / "summary.csv").open()))
+    assert len(rows) == 2 * 2 and 0.65 < float(rows[1]["weights_remaining"]) < 0.75  # the new rates: 30% pruned
+
+
+def test_results_of_the_earlier_layout_are_refused_before_any_job(tmp_path):
+    old = tmp_path / "results" / "tiny" / "settings.json"
+    old.parent.mkdir(parents=True)
+    old.write_text('{"fingerprint": "0123456789ab", "settings": {}, "targets": {}}')
+    run = snakemake(tmp_path, "-n", "--configfile", write_config(tmp_path))
     assert run.returncode != 0
-    assert "holds results of other settings (changed: training" in run.stdout + run.stderr
+    assert "holds results of an earlier version of lth" in run.stdout + run.stderr
+
+
+def test_parsing_the_workflow_imports_no_torch(tmp_path):
+    config = write_config(tmp_path)
+    cmd = [sys.executable, "-X", "importtime", "-m", "snakemake", "-n", "-s", str(ROOT / "Snakefile"),
+           "-d", str(tmp_path), "--cores", "2", "--configfile", str(config)]
+    run = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stderr[-3000:]
+    modules = {line.rsplit("|", 1)[-1].strip() for line in run.stderr.splitlines() if line.startswith("import time:")}
+    assert "lth.plan" in modules and "snakemake" in modules
+    assert not {m for m in modules if m == "torch" or m.startswith("torch.")}
 
 
 @pytest.mark.parametrize("preset", sorted(p.name for p in (ROOT / "config" / "presets").glob("*.yaml")))

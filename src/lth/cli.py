@@ -29,20 +29,13 @@ def _context(plan, args):
 
 def _by_hand(args):
     """The plan of a settings file run by hand in results folder `args.results` (recorded there)."""
-    import yaml
-
     from lth.plan import plan_of
+    from lth.settings import read
 
-    path = Path(args.settings)
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except FileNotFoundError:
-        raise LTHError(f"settings file not found: {path}") from None
-    except yaml.YAMLError as exc:
-        raise LTHError(f"{path}: not valid YAML: {exc}") from None
+    raw = read(args.settings)
     if isinstance(raw, dict) and args.seed not in (raw.get("seeds") or [args.seed]):
         raw = {**raw, "seeds": [*raw["seeds"], args.seed]}  # by hand, any seed
-    plan = plan_of(Path(args.results).name, {} if raw is None else raw, args.results, {"data_dir": args.data_dir}, where=str(path))
+    plan = plan_of(Path(args.results).name, raw, args.results, {"data_dir": args.data_dir}, where=str(args.settings))
     plan.write()
     return plan, _context(plan, args)
 
@@ -114,6 +107,13 @@ def cmd_job(args) -> None:
         _report(record)
 
 
+def cmd_analyse(args) -> None:
+    from lth import analyses
+    from lth.plan import Plan
+
+    print(analyses.run(Plan.from_results(args.results), args.analysis))
+
+
 def cmd_summarize(args) -> None:
     from lth.plan import Plan
     from lth.summary import write_summary
@@ -125,20 +125,23 @@ def cmd_track(args) -> None:
     from lth import tracking
     from lth.plan import Plan
 
-    plan = Plan.from_results(args.results)
-    uri = tracking.resolve_uri(args.tracking_uri or plan.workflow.get("tracking_uri"))
+    if not args.results and not (args.prepare and args.experiment):
+        raise LTHError("give --results (or, with --prepare, --experiment)")
+    plan = Plan.from_results(args.results) if args.results else None
+    uri = tracking.resolve_uri(args.tracking_uri or (plan.workflow.get("tracking_uri") if plan else None))
     if args.prepare:
-        ids = tracking.prepare(uri, [plan.experiment])
-        print(f"MLflow experiment '{plan.experiment}' (id {ids[plan.experiment]}) at {uri}")
+        name = args.experiment or plan.experiment
+        print(f"MLflow experiment '{name}' (id {tracking.prepare(uri, [name])[name]}) at {uri}")
         return
     try:
-        new, old = tracking.sync(uri, plan)
-    except LTHError:  # a user error (e.g. an unfinished run): as it is
+        new, old, unfinished = tracking.sync(uri, plan)
+    except LTHError:  # a user error: as it is
         raise
     except Exception as exc:
         raise LTHError(f"MLflow tracking at {uri} failed ({type(exc).__name__}: {exc}); "
                        f"the results are on disk: run this command again once the store is reachable") from None
-    print(f"{plan.experiment}: logged {new} runs to {uri} ({old} were there already)")
+    print(f"{plan.experiment}: logged {new} runs to {uri} ({old} were there already"
+          + (f", {unfinished} not finished" if unfinished else "") + ")")
 
 
 def _key_value(text: str):
@@ -219,7 +222,8 @@ def parser() -> argparse.ArgumentParser:
     tr = sub.add_parser("track", help="log an experiment's finished runs to MLflow (those not logged yet)",
                         description="Log every finished run (seed x level x variant) that the MLflow store does not "
                                     "hold yet: after training, or again after a tracking failure.")
-    tr.add_argument("--results", required=True, help="results folder of the experiment (holds settings.json)")
+    tr.add_argument("--results", help="results folder of the experiment (holds settings.json)")
+    tr.add_argument("--experiment", help="with --prepare and no --results: the MLflow experiment to create")
     tr.add_argument("--tracking-uri", help="default: the workflow's, else $MLFLOW_TRACKING_URI, else "
                                            "sqlite:///mlflow.db here")
     tr.add_argument("--prepare", action="store_true", help="only create the store and the experiment")
@@ -229,6 +233,14 @@ def parser() -> argparse.ArgumentParser:
                         description="Tabulate every run (seed x level x variant) of an experiment.")
     sm.add_argument("--results", required=True, help="results folder of the experiment (holds settings.json)")
     sm.set_defaults(func=cmd_summarize)
+
+    from lth.parts import ANALYSES
+
+    an = sub.add_parser("analyse", help="an analysis of an experiment's finished runs (a table beside summary.csv)",
+                        description="Compute a registered analysis on every finished run of an experiment.")
+    an.add_argument("analysis", choices=list(ANALYSES))
+    an.add_argument("--results", required=True, help="results folder of the experiment (holds settings.json)")
+    an.set_defaults(func=cmd_analyse)
     return p
 
 

@@ -156,7 +156,19 @@ class Context:
         old = artifacts.load_tensors(layout.mask(previous))
         model = self.new_model(seed)
         masks.check_mask(model, old, str(layout.mask(previous)))
-        context = PruneContext(generator=lambda: torch.Generator().manual_seed(derive_seed(seed, "prune", chain, level)))
+        generator = lambda: torch.Generator().manual_seed(derive_seed(seed, "prune", chain, level))  # noqa: E731
+
+        def masked_model():
+            artifacts.load_weights(model, layout.final(previous))
+            masks.apply_mask(model, old)
+            return model
+
+        def batch(n: int):
+            x, y = self.splits().x_train, self.splits().y_train
+            idx = torch.randperm(len(y), generator=generator())[:n].to(x.device)
+            return x[idx], y[idx]
+
+        context = PruneContext(generator=generator, model=masked_model, batch=batch)
         new = prune(self.plan.settings.pruning, weights, old, self.kinds(model), context)
         artifacts.save_tensors(layout.mask(head), new)
         return new

@@ -53,3 +53,4 @@ KINDS.add("imp", "lth.plan:Plan")
 
 # Analyses: stages that compute from finished runs and write a table beside summary.csv.
 ANALYSES = Registry("analysis")
+ANALYSES.add("mask_overlap", "lth.analyses.mask_overlap:compute")

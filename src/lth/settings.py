@@ -90,6 +90,7 @@ def schema() -> dict:
     pruning["score"]["enum"] = list(parts.SCORES)
     props["kind"]["enum"] = list(parts.KINDS)
     props["variants"]["items"]["enum"] = list(variants.SOURCE)
+    props["analyses"]["items"]["enum"] = list(parts.ANALYSES)
     props["transfer"]["properties"]["variants"]["items"]["enum"] = list(variants.TRANSFER)
     return s
 
@@ -194,8 +195,9 @@ def check_adaptable(source: tuple[int, ...], target: tuple[int, ...], where: str
                    f"input shape {tuple(source)} (only channels 1<->C and image resizing are adapted)")
 
 
-def load(path: str | Path) -> Settings:
-    """Resolve one experiment's settings from a YAML/JSON file (by hand: `lth train --settings F`)."""
+def read(path: str | Path) -> Any:
+    """The raw settings in a YAML/JSON file of one experiment (by hand: `lth train --settings F`);
+    an empty file is all defaults."""
     path = Path(path)
     try:
         raw = yaml.safe_load(path.read_text())
@@ -203,7 +205,7 @@ def load(path: str | Path) -> Settings:
         raise LTHError(f"settings file not found: {path}") from None
     except yaml.YAMLError as exc:
         raise LTHError(f"{path}: not valid YAML: {exc}") from None
-    return resolve({} if raw is None else raw, where=str(path))
+    return {} if raw is None else raw
 
 
 # --- fingerprints -------------------------------------------------------------------------------

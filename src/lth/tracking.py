@@ -87,7 +87,7 @@ def _flatten(prefix: str, value: Any, out: dict[str, str]) -> dict[str, str]:
 def params_of(plan) -> dict[str, Any]:
     """The settings logged as each run's params: what determines a run, not which runs exist."""
     s = plan.settings.thaw()
-    return {**{k: v for k, v in s.items() if k not in ("seeds", "variants", "reference", "transfer")},
+    return {**{k: v for k, v in s.items() if k not in ("seeds", "variants", "reference", "transfer", "analyses")},
             "pruning": {k: v for k, v in s["pruning"].items() if k != "levels"}}
 
 
@@ -161,17 +161,22 @@ def log_live(uri: str, plan, run_dir: Path) -> None:
               f"results are on disk; run `lth track` to log them later", file=sys.stderr, flush=True)
 
 
-def sync(uri: str, plan) -> tuple[int, int]:
-    """Log every finished run of the plan not yet in the store. Returns (newly logged, already there)."""
+def sync(uri: str, plan) -> tuple[int, int, int]:
+    """Log every finished run of the plan not yet in the store.
+
+    Returns (newly logged, already there, not finished: no metrics.json yet).
+    """
     client = _client(uri)
     exp_id = experiment_id(client, plan.experiment, uri)
     have = logged_keys(client, exp_id)
-    new = old = 0
+    new = old = unfinished = 0
     for key in plan.runs():
         run_dir = plan.layout.run_dir(key)
-        if run_key(read_json(run_dir / "metrics.json")) in have:
+        if not (run_dir / "metrics.json").exists():
+            unfinished += 1
+        elif run_key(read_json(run_dir / "metrics.json")) in have:
             old += 1
         else:
             log_run(client, exp_id, plan, run_dir)
             new += 1
-    return new, old
+    return new, old, unfinished

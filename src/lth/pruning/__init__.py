@@ -2,8 +2,9 @@
 
 A method is a score (lth.parts.SCORES: one number per prunable weight, the lowest pruned first)
 composed with a mask selection (lth.parts.SELECTIONS: how many to remove, per layer or globally).
-Scores see the weights and the mask, and a `Context` that hands them what some methods need
-(a seeded generator today; a model and a batch of data are the place for SNIP or GraSP).
+Scores see the weights and the mask, and a `Context` that hands them, on request, what other
+methods need: a seeded generator (random), the model with these weights under the mask, and a
+batch of training data (what SNIP's |g * w| or GraSP's Hessian-gradient product would ask for).
 Every selection ranks only the weights still alive, so a rate is a fraction of the *remaining*
 weights, as in iterative magnitude pruning.
 """
@@ -22,10 +23,15 @@ from lth.parts import SCORES, SELECTIONS
 
 @dataclass(frozen=True)
 class Context:
-    """What a score may ask for beyond the weights; `generator` is seeded from the run's key."""
+    """What a score may ask for beyond the weights, each built only when asked for.
+
+    generator(): seeded from the run's key; model(): the model holding the weights, masked;
+    batch(n): n training examples (inputs, labels) on the model's device, drawn with the seed.
+    """
 
     generator: Callable[[], torch.Generator] = lambda: torch.Generator().manual_seed(0)
     model: Callable[[], torch.nn.Module] | None = None
+    batch: Callable[[int], tuple[torch.Tensor, torch.Tensor]] | None = None
 
 
 def scores(name: str, weights: Mapping[str, torch.Tensor], mask: Mask, context: Context | None = None) -> dict:

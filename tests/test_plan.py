@@ -1,0 +1,106 @@
+"""The plan: the runs and jobs of an experiment, what each reads, fingerprinted stage folders."""
+
+import json
+
+import pytest
+from conftest import tiny
+
+from lth.errors import LTHError
+from lth.layout import RunKey
+from lth.plan import Job, Plan, plan_of
+
+ALL = ["ticket", "reinit", "random_prune", "lr_rewind", "finetune"]
+
+
+def plan(changes=None, root="results/x"):
+    return plan_of("x", tiny(changes), root, {"data_dir": "data"})
+
+
+def test_runs_in_table_order_seed_by_seed():
+    p = plan({"variants": ALL, "seeds": [0, 1],
+              "transfer": {"targets": {"t": {"dataset": {"name": "mnist1d", "options": {"seed": 43}}}}, "levels": [2]}})
+    runs = p.runs()
+    assert runs[:6] == [RunKey(0, 0, "dense"), *(RunKey(0, 1, v) for v in ALL)]
+    assert runs[11:15] == [RunKey(0, 0, "dense", "t"), *(RunKey(0, 2, v, "t") for v in
+                                                         ("ticket_transfer", "mask_transfer", "random_prune"))]
+    assert len(runs) == 2 * (1 + 2 * 5 + 4) and len(set(runs)) == len(runs)
+
+
+def test_jobs_group_runs_by_chain_and_read_only_what_they_need():
+    p = plan({"variants": ALL, "rewind_iteration": 20})
+    stages = [str(j) for j in p.jobs()]
+    assert stages[:5] == ["dense seed 0", "rewind seed 0 k=20", "level seed 0 level 1 ticket",
+                          "level seed 0 level 1 lr_rewind", "level seed 0 level 1 finetune"]
+    ticket, finetune = Job("level", 0, 2, "ticket"), Job("level", 0, 2, "finetune")
+    assert [k.variant for k in p.job_runs(ticket)] == ["ticket", "reinit", "random_prune"]
+    L = p.layout
+    assert p.inputs(ticket)["runs"] == [L.level_record(0, 1, "ticket"), L.rewind(0, 20)]
+    assert p.inputs(finetune)["runs"] == [L.level_record(0, 1, "finetune")]  # no theta_k: it never rewinds
+    assert p.inputs(Job("level", 0, 1, "ticket"))["runs"][0] == L.metrics(RunKey(0, 0, "dense"))
+
+
+def fps(changes=None):
+    return plan(changes).layout.fingerprints
+
+
+@pytest.mark.parametrize("changes", [
+    {"pruning": {"rates": {"fc": 0.3, "output": 0.1}}}, {"rewind_iteration": 50}, {"pruning": {"strategy": "global"}},
+    {"pruning": {"score": "random"}}, {"variants": ALL}, {"seeds": [0, 5]}, {"pruning": {"levels": 9}},
+])
+def test_the_dense_stage_does_not_depend_on_pruning_rewinding_or_which_runs_exist(changes):
+    assert fps(changes)["dense"] == fps()["dense"]
+
+
+@pytest.mark.parametrize("changes, changed", [
+    ({"pruning": {"rates": {"fc": 0.3, "output": 0.1}}}, "imp"), ({"rewind_iteration": 50}, "imp"),
+    ({"pruning": {"score": "random"}}, "imp"), ({"training": {"lr": 0.02}}, "dense"),
+    ({"model": {"options": {"hidden": 33}}}, "dense"), ({"pruning": {"exclude": ["linear1"]}}, "dense"),
+])
+def test_what_a_stage_depends_on_changes_its_fingerprint_and_those_downstream(changes, changed):
+    before, after = fps(), fps(changes)
+    assert before["imp"] != after["imp"]
+    assert (before["dense"] != after["dense"]) == (changed == "dense")
+
+
+def test_levels_seeds_and_variants_do_not_change_the_imp_stage_and_defaults_spelt_out_change_nothing():
+    assert fps({"pruning": {"levels": 9}, "seeds": [3], "variants": ["ticket"]})["imp"] == fps()["imp"]
+    spelt = {"pruning": {"score": "magnitude", "strategy": "layerwise", "global_rate": 0.2, "exclude": []},
+             "kind": "imp", "rewind_iteration": 0, "dataset": {"split_seed": 0, "options": {}}}
+    assert fps(spelt) == fps()
+
+
+def test_a_transfer_target_has_its_own_fingerprint():
+    t = {"transfer": {"targets": {"a": {"dataset": {"name": "mnist1d", "options": {"seed": 43}}},
+                                  "b": {"dataset": {"name": "mnist1d", "options": {"seed": 44}}}}}}
+    f = fps(t)
+    assert f["transfer:a"] != f["transfer:b"] and fps()["imp"] == f["imp"]
+
+
+def test_settings_json_round_trip_and_stale_or_unplanned_jobs_are_refused(tmp_path):
+    p = plan(root=tmp_path / "x")
+    p.write()
+    again = Plan.from_results(tmp_path / "x")
+    assert again.settings == p.settings and again.layout == p.layout and again.workflow == p.workflow
+    assert again.job("level", 0, 2, "ticket", fingerprint=p.layout.fingerprints["imp"]) == Job("level", 0, 2, "ticket")
+    with pytest.raises(LTHError, match="the settings changed"):
+        again.job("level", 0, 2, "ticket", fingerprint="0" * 12)
+    with pytest.raises(LTHError, match="no job 'level seed 0 level 3 ticket'"):
+        again.job("level", 0, 3, "ticket")
+    with pytest.raises(AttributeError):
+        again.settings.training.lr = 1.0  # immutable
+
+
+def test_a_results_folder_of_the_earlier_layout_is_refused_with_what_to_do(tmp_path):
+    (tmp_path / "x").mkdir()
+    (tmp_path / "x" / "settings.json").write_text(json.dumps({"fingerprint": "abc", "settings": {}, "targets": {}}))
+    with pytest.raises(LTHError, match="earlier version of lth .* move or delete"):
+        plan(root=tmp_path / "x").write()
+    with pytest.raises(LTHError, match="earlier version of lth"):
+        Plan.from_results(tmp_path / "x")
+
+
+def test_snakemake_patterns_are_the_layout_of_the_outputs():
+    p = Plan.patterns("R/{exp}")
+    assert p["level"] == ["R/{exp}/imp-{fp}/seed{seed}/level{level}/{chain}.json"]
+    assert p["rewind"] == ["R/{exp}/dense-{fp}/seed{seed}/rewind{k}.safetensors"]
+    assert p["transfer"] == ["R/{exp}/transfer-{target}-{fp}/seed{seed}.json"]
