@@ -8,7 +8,7 @@
 # reads is the plan's (lth.plan); the experiment logic lives in the `lth` package, which each
 # rule calls through its command line.
 
-from snakemake.utils import min_version, validate
+from snakemake.utils import min_version
 
 min_version("9.0")
 

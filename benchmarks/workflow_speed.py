@@ -32,7 +32,8 @@ def main() -> None:
     work = Path(args.keep or tempfile.mkdtemp(prefix="lth-bench-"))
     results, data = work / "results", work / "data"
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
-    cmd = ["snakemake", "--cores", args.cores, "--config", f"results_dir={results}", f"data_dir={data}",
+    cmd = ["snakemake", "--cores", args.cores, "--config", "paths_outside_project=True", f"results_dir={results}",
+           f"data_dir={data}",
            f"reports_dir={work / 'reports'}"]
     started = time.perf_counter()
     subprocess.run(cmd, cwd=ROOT, env=env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

@@ -274,3 +274,13 @@ def test_bad_shape_or_classes(shape, classes):
     with pytest.raises(LTHError, match="mlp1d"):
         build_model("mlp1d", shape, classes, seed=0)
 
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_the_registered_layer_kinds_are_the_models(name):
+    from lth import masks
+    from lth.parts import MODELS
+
+    shape = (40,) if MODELS[name].inputs == "vector" else (3, 32, 32)
+    model = build_model(name, shape, 10, seed=0)
+    assert sorted(set(masks.layer_kinds(model).values())) == sorted(MODELS[name].kinds)

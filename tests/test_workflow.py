@@ -149,7 +149,8 @@ def test_parsing_the_workflow_imports_no_torch(tmp_path):
 @pytest.mark.parametrize("preset", sorted(p.name for p in (ROOT / "config" / "presets").glob("*.yaml")))
 def test_every_preset_plans(tmp_path, preset):
     run = subprocess.run(["snakemake", "-n", "--cores", "2", "--configfile", f"config/presets/{preset}",
-                          "--config", f"results_dir={tmp_path}/results", f"data_dir={tmp_path}/data"],
+                          "--config", f"results_dir={tmp_path}/results", f"data_dir={tmp_path}/data",
+                          "paths_outside_project=True"],
                          cwd=ROOT, capture_output=True, text=True, timeout=300,
                          env={**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"})
     assert run.returncode == 0, run.stdout + run.stderr

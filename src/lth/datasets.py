@@ -38,8 +38,6 @@ _TORCHVISION = {
     "svhn": "SVHN",
 }
 _PIXEL_MAX = {"digits": 16.0}  # others stored as uint8 use 255
-# mnist1d options that would change the example shape the models are built for.
-_MNIST1D_FIXED = {"final_seq_length", "url"}
 
 
 def dataset_info(name: str) -> DatasetInfo:
@@ -62,9 +60,12 @@ def fetch(name: str, data_dir, *, download: bool = False, options: dict | None =
     The file is written under a temporary name and renamed, so a crash never leaves a partial
     file under the final name.
     """
+    from lth.settings import check_options
+
     info = dataset_info(name)
-    if options and not info.info.get("takes_options"):
+    if options and not info.info.get("options"):
         raise LTHError(f"dataset {name!r} takes no options, got {options!r}")
+    check_options(name, options or {}, f"dataset {name!r}")
     out_dir = dataset_dir(data_dir, name, options)
     path = out_dir / TENSORS_FILE
     if path.exists():
@@ -98,10 +99,7 @@ def make_mnist1d(name: str, raw: Path, download: bool, options: dict) -> dict[st
     from mnist1d.data import get_dataset_args, make_dataset
 
     args = get_dataset_args()
-    for key, value in options.items():
-        if key not in vars(args) or key in _MNIST1D_FIXED:
-            allowed = sorted(set(vars(args)) - _MNIST1D_FIXED)
-            raise LTHError(f"dataset 'mnist1d': unknown or unsupported option {key!r}; allowed: {', '.join(allowed)}")
+    for key, value in options.items():  # checked by `fetch` against lth.parts.DATASETS
         setattr(args, key, value)
     # make_dataset reseeds the global `random` and numpy generators: keep callers' streams intact.
     py_state, np_state = random.getstate(), np.random.get_state()

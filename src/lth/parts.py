@@ -10,29 +10,37 @@ from lth.registry import Registry
 _RATE = {"type": "number", "exclusiveMinimum": 0, "exclusiveMaximum": 1}
 
 # Datasets: classes, the shape of one example (no batch dimension), crop/flip by default,
-# fetched through torchvision (else generated offline), and the generator options they take.
+# fetched through torchvision (else generated offline), training examples, and the generator
+# options they take with their defaults (mnist1d: the authors' get_dataset_args(), less the two
+# that would change the example shape or download).
 DATASETS = Registry("dataset")
 DATASETS.add("mnist1d", "lth.datasets:make_mnist1d", num_classes=10, input_shape=(40,), augment=False,
-             downloadable=False, takes_options=True)
+             downloadable=False, train_size=4000, options={
+                 "num_samples": 5000, "train_split": 0.8, "template_len": 12, "padding": [36, 60],
+                 "scale_coeff": 0.4, "max_translation": 48, "corr_noise_scale": 0.25, "iid_noise_scale": 0.02,
+                 "shear_scale": 0.75, "shuffle_seq": False, "seed": 42})
 DATASETS.add("digits", "lth.datasets:make_digits", num_classes=10, input_shape=(1, 8, 8), augment=False,
-             downloadable=False)
-for _name, _classes, _shape, _augment in (("mnist", 10, (1, 28, 28), False), ("fashionmnist", 10, (1, 28, 28), False),
-                                          ("kmnist", 10, (1, 28, 28), False), ("cifar10", 10, (3, 32, 32), True),
-                                          ("cifar100", 100, (3, 32, 32), True), ("svhn", 10, (3, 32, 32), False)):
+             downloadable=False, train_size=1437)
+for _name, _classes, _shape, _augment, _train in (
+        ("mnist", 10, (1, 28, 28), False, 60000), ("fashionmnist", 10, (1, 28, 28), False, 60000),
+        ("kmnist", 10, (1, 28, 28), False, 60000), ("cifar10", 10, (3, 32, 32), True, 50000),
+        ("cifar100", 100, (3, 32, 32), True, 50000), ("svhn", 10, (3, 32, 32), False, 73257)):
     DATASETS.add(_name, "lth.datasets:read_torchvision", num_classes=_classes, input_shape=_shape, augment=_augment,
-                 downloadable=True)
+                 downloadable=True, train_size=_train)
 
 # Models: the class, fixed constructor arguments, the options a config may set (positive ints),
-# and the inputs they take ("vector": any shape, flattened; "image": (C, H, W)).
+# the inputs they take ("vector": any shape, flattened; "image": (C, H, W)) and the kinds of
+# prunable layer they have (lth.masks.layer_kinds; a test keeps these true).
 MODELS = Registry("model")
-MODELS.add("mlp1d", "lth.models.mlp:ResidualMLP", options=("hidden",), inputs="vector")
-MODELS.add("lenet_300_100", "lth.models.mlp:LeNet300100", inputs="vector")
-MODELS.add("conv2", "lth.models.convnet:ConvNet", args={"depth": 2}, inputs="image")
-MODELS.add("conv4", "lth.models.convnet:ConvNet", args={"depth": 4}, inputs="image")
-MODELS.add("conv6", "lth.models.convnet:ConvNet", args={"depth": 6}, inputs="image")
-MODELS.add("resnet20", "lth.models.resnet:ResNet20", options=("width",), inputs="image")
-MODELS.add("vgg16", "lth.models.vgg:VGG", args={"depth": 16}, inputs="image")
-MODELS.add("vgg19", "lth.models.vgg:VGG", args={"depth": 19}, inputs="image")
+_FC, _CONV = ("fc", "output"), ("conv", "fc", "output")
+MODELS.add("mlp1d", "lth.models.mlp:ResidualMLP", options=("hidden",), inputs="vector", kinds=_FC)
+MODELS.add("lenet_300_100", "lth.models.mlp:LeNet300100", inputs="vector", kinds=_FC)
+MODELS.add("conv2", "lth.models.convnet:ConvNet", args={"depth": 2}, inputs="image", kinds=_CONV)
+MODELS.add("conv4", "lth.models.convnet:ConvNet", args={"depth": 4}, inputs="image", kinds=_CONV)
+MODELS.add("conv6", "lth.models.convnet:ConvNet", args={"depth": 6}, inputs="image", kinds=_CONV)
+MODELS.add("resnet20", "lth.models.resnet:ResNet20", options=("width",), inputs="image", kinds=("conv", "output"))
+MODELS.add("vgg16", "lth.models.vgg:VGG", args={"depth": 16}, inputs="image", kinds=("conv", "output"))
+MODELS.add("vgg19", "lth.models.vgg:VGG", args={"depth": 19}, inputs="image", kinds=("conv", "output"))
 
 # Pruning scores: (weights, mask, context) -> a score per prunable weight; the lowest go first.
 SCORES = Registry("pruning score")

@@ -143,12 +143,47 @@ def check_model(name: str, options: Mapping[str, Any], input_shape: tuple[int, .
                        f"it needs an image shape (C, H, W)")
 
 
+def _kind_of(value: Any) -> str:
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, (int, float)):
+        return "integer" if isinstance(value, int) else "number"
+    return "list" if isinstance(value, (list, tuple)) else type(value).__name__
+
+
+def check_options(name: str, options: Mapping[str, Any], where: str) -> None:
+    """Generator options a dataset takes (lth.parts.DATASETS), each of the kind of its default."""
+    defaults = parts.DATASETS[name].info.get("options", {})
+    for key, value in options.items():
+        if key not in defaults:
+            allowed = f"allowed: {', '.join(defaults)}" if defaults else "it takes none"
+            raise LTHError(f"{where}: unknown or unsupported option {key!r} for dataset {name!r}; {allowed}")
+        want = _kind_of(defaults[key])
+        if _kind_of(value) != want and not (want == "number" and _kind_of(value) == "integer"):
+            raise LTHError(f"{where}.{key}: {value!r} is not a {want} (the default is {defaults[key]!r})")
+
+
+def check_dataset(d: Mapping[str, Any], batch_size: int, where: str) -> None:
+    """A registered dataset, options it takes with values of their kind, and enough training examples
+    for the validation split and one batch (`where` names the dataset's key)."""
+    name = d["name"]
+    if name not in parts.DATASETS:
+        raise LTHError(f"{where}.name: unknown dataset '{name}'; known: {', '.join(parts.DATASETS)}")
+    check_options(name, d["options"], f"{where}.options")
+    options = {**parts.DATASETS[name].info.get("options", {}), **d["options"]}
+    train = (int(options["num_samples"] * options["train_split"]) if "num_samples" in options
+             else parts.DATASETS[name].train_size)
+    if d["val_size"] >= train:
+        raise LTHError(f"{where}.val_size: {d['val_size']} leaves no training examples ({name} has {train})")
+    if batch_size > train - d["val_size"]:
+        raise LTHError(f"{where}.val_size: {d['val_size']} leaves {train - d['val_size']} training examples of "
+                       f"{name}, fewer than training.batch_size = {batch_size}")
+
+
 def check_consistency(s: dict[str, Any], where: str = "settings") -> None:
     """What a schema cannot say: relations between keys, and names known only to the registries."""
     t = s["training"]
-    if s["dataset"]["name"] not in parts.DATASETS:
-        raise LTHError(f"{where}: dataset.name: unknown dataset '{s['dataset']['name']}'; "
-                       f"known: {', '.join(parts.DATASETS)}")
+    check_dataset(s["dataset"], t["batch_size"], f"{where}: dataset")
     if s["model"]["name"] not in parts.MODELS:
         raise LTHError(f"{where}: model.name: unknown model '{s['model']['name']}'; known: {', '.join(parts.MODELS)}")
     check_model(s["model"]["name"], s["model"]["options"], parts.DATASETS[s["dataset"]["name"]].input_shape,
@@ -178,11 +213,9 @@ def check_transfer(s: dict[str, Any], where: str) -> None:
         raise LTHError(f"{where}: transfer.levels: {beyond} beyond pruning.levels = {s['pruning']['levels']}")
     source = parts.DATASETS[s["dataset"]["name"]].input_shape
     for name, target in tr["targets"].items():
-        dataset = target["dataset"]["name"]
-        if dataset not in parts.DATASETS:
-            raise LTHError(f"{where}: transfer.targets.{name}.dataset.name: unknown dataset '{dataset}'; "
-                           f"known: {', '.join(parts.DATASETS)}")
-        check_adaptable(source, parts.DATASETS[dataset].input_shape, f"{where}: transfer.targets.{name}")
+        check_dataset(target["dataset"], s["training"]["batch_size"], f"{where}: transfer.targets.{name}.dataset")
+        check_adaptable(source, parts.DATASETS[target["dataset"]["name"]].input_shape,
+                        f"{where}: transfer.targets.{name}")
 
 
 def check_adaptable(source: tuple[int, ...], target: tuple[int, ...], where: str) -> None:

@@ -9,7 +9,7 @@ from pathlib import Path
 from lth.errors import LTHError
 from lth.layout import tensors_file
 from lth.plan import Plan, check_results_folder, plan_of
-from lth.settings import resolve
+from lth.config import load as load_config
 from lth.tracking import resolve_uri
 
 
@@ -17,14 +17,11 @@ def config_error(message):
     sys.exit(f"lth config error: {message}")
 
 
-# Experiments first, with lth's one-line messages; then the top level with Snakemake's validator.
-_SETTINGS = {}
-for _name, _raw in (config.get("experiments") or {}).items():
-    try:
-        _SETTINGS[_name] = resolve(_raw, where=f"config: experiments.{_name}")
-    except LTHError as exc:
-        config_error(exc)
-validate(config, "../schemas/config.schema.yaml")
+try:
+    _, _SETTINGS = load_config(config, f"{workflow.basedir}/workflow/schemas/config.schema.yaml",
+                               ", ".join(map(str, workflow.configfiles)) or "config")
+except LTHError as exc:
+    config_error(exc)
 DATA = config["data_dir"]
 RESULTS = config["results_dir"]
 TRACKING = config["tracking"]
