@@ -28,6 +28,7 @@ include: "workflow/rules/analysis.smk"
 include: "workflow/rules/report.smk"
 include: "workflow/rules/tracking.smk"
 include: "workflow/rules/versioning.smk"
+include: "workflow/rules/recovery.smk"
 
 
 rule all:

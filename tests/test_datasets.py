@@ -237,7 +237,8 @@ def test_fetch_is_idempotent(tmp_path, monkeypatch):
 
 def test_fetch_writes_atomically(tmp_path, monkeypatch):
     p = D.fetch("digits", tmp_path)
-    assert [q.name for q in p.parent.iterdir()] == ["tensors.safetensors"]
+    assert sorted(q.name for q in p.parent.iterdir()) == ["tensors.safetensors", "tensors.safetensors.md5"]
+    assert oct(p.stat().st_mode & 0o777) == "0o644"  # datasets are meant to be shared
 
     def half_write(tensors, filename):
         with open(filename, "wb") as f:

@@ -44,7 +44,7 @@ def test_a_level_job_prunes_trains_its_variants_and_records_them(context):
     ctx.run(Job("dense", 0))
     records = ctx.run(Job("level", 0, 1, "ticket"))
     assert [r["variant"] for r in records] == ["ticket", "reinit"]
-    marker = read_json(ctx.plan.layout.level_record(0, 1, "ticket"))
+    marker = read_json(ctx.plan.done(ctx.plan.job("level", 0, 1, "ticket")))
     assert set(marker) == {"ticket", "reinit"}
     again = ctx.run(Job("level", 0, 1, "ticket"))  # finished runs are kept, not retrained
     assert again == records
@@ -103,3 +103,25 @@ def test_a_score_gets_the_masked_trained_model_and_a_batch_on_request(context, m
     assert all(torch.equal(v, final[k]) for k, v in SEEN["model"].state_dict().items())
     x, y = SEEN["batch"]
     assert x.shape == (8, 40) and y.shape == (8,) and y.dtype == torch.int64
+
+
+def test_the_same_job_started_twice_at_once_trains_once(context):
+    """As after Snakemake was killed and rerun while its jobs ran on: the second waits, then keeps."""
+    import subprocess
+    import sys
+    import time
+
+    ctx = context({"training": {"iterations": 40000, "eval_every": 1000}, "model": {"options": {"hidden": 64}}})
+    cmd = [sys.executable, "-m", "lth.cli", "job", "dense", "--results", str(ctx.plan.layout.root), "--seed", "0",
+           "--fingerprint", ctx.plan.fingerprint(Job("dense", 0)), "--threads", "1"]
+    first = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 300
+    while not ctx.plan.layout.checkpoint(DENSE).exists() and time.time() < deadline:  # 1/40 of the way
+        time.sleep(0.05)
+    second = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert first.wait(timeout=600) == 0, first.stderr.read()
+    metrics = ctx.plan.layout.metrics(DENSE)
+    stamp = metrics.stat().st_mtime_ns
+    assert second.wait(timeout=600) == 0
+    assert "is already running" in second.stderr.read()
+    assert metrics.stat().st_mtime_ns == stamp  # the second kept the first's run

@@ -29,13 +29,15 @@ def test_runs_in_table_order_seed_by_seed():
 def test_jobs_group_runs_by_chain_and_read_only_what_they_need():
     p = plan({"variants": ALL, "rewind_iteration": 20})
     stages = [str(j) for j in p.jobs()]
-    assert stages[:5] == ["dense seed 0", "rewind seed 0 k=20", "level seed 0 level 1 ticket",
-                          "level seed 0 level 1 lr_rewind", "level seed 0 level 1 finetune"]
+    assert stages[:5] == ["dense seed 0", "theta_k seed 0 k=20", "ticket chain seed 0 level 1",
+                          "lr_rewind chain seed 0 level 1", "finetune chain seed 0 level 1"]
     ticket, finetune = Job("level", 0, 2, "ticket"), Job("level", 0, 2, "finetune")
     assert [k.variant for k in p.job_runs(ticket)] == ["ticket", "reinit", "random_prune"]
     L = p.layout
-    assert p.inputs(ticket)["runs"] == [L.level_record(0, 1, "ticket"), L.rewind(0, 20)]
-    assert p.inputs(finetune)["runs"] == [L.level_record(0, 1, "finetune")]  # no theta_k: it never rewinds
+    previous = {c: p.outputs(p.job("level", 0, 1, c))[0] for c in ("ticket", "finetune")}
+    assert p.inputs(ticket)["runs"] == [previous["ticket"], L.rewind(0, 20)]
+    assert p.inputs(finetune)["runs"] == [previous["finetune"]]  # no theta_k: it never rewinds
+    assert previous["ticket"].name.startswith("ticket-") and previous["ticket"].parent.name == "level01"
     assert p.inputs(Job("level", 0, 1, "ticket"))["runs"][0] == L.metrics(RunKey(0, 0, "dense"))
 
 
@@ -81,10 +83,11 @@ def test_settings_json_round_trip_and_stale_or_unplanned_jobs_are_refused(tmp_pa
     p.write()
     again = Plan.from_results(tmp_path / "x")
     assert again.settings == p.settings and again.layout == p.layout and again.workflow == p.workflow
-    assert again.job("level", 0, 2, "ticket", fingerprint=p.layout.fingerprints["imp"]) == Job("level", 0, 2, "ticket")
-    with pytest.raises(LTHError, match="the settings changed"):
+    assert again.job("level", 0, 2, "ticket", fingerprint=p.layout.fingerprints["imp"]) == p.with_runs(
+        Job("level", 0, 2, "ticket"))
+    with pytest.raises(LTHError, match="holds runs of other settings"):
         again.job("level", 0, 2, "ticket", fingerprint="0" * 12)
-    with pytest.raises(LTHError, match="no job 'level seed 0 level 3 ticket'"):
+    with pytest.raises(LTHError, match="no job 'ticket chain seed 0 level 3'"):
         again.job("level", 0, 3, "ticket")
     with pytest.raises(AttributeError):
         again.settings.training.lr = 1.0  # immutable
@@ -101,6 +104,13 @@ def test_a_results_folder_of_the_earlier_layout_is_refused_with_what_to_do(tmp_p
 
 def test_snakemake_patterns_are_the_layout_of_the_outputs():
     p = Plan.patterns("R/{exp}")
-    assert p["level"] == ["R/{exp}/imp-{fp}/seed{seed}/level{level}/{chain}.json"]
+    assert p["level"] == ["R/{exp}/imp-{fp}/seed{seed}/level{level}/{chain}-{runs}.json"]
     assert p["rewind"] == ["R/{exp}/dense-{fp}/seed{seed}/rewind{k}.safetensors"]
-    assert p["transfer"] == ["R/{exp}/transfer-{target}-{fp}/seed{seed}.json"]
+    assert p["transfer"] == ["R/{exp}/transfer-{target}-{fp}/seed{seed}-{runs}.json"]
+    assert p["level_log"] == "R/{exp}/logs/level{level}-{chain}-seed{seed}-{runs}-{fp}.log"
+    real = plan(root="R/x")
+    job = real.job("level", 0, 2, "ticket")
+    assert str(real.outputs(job)[0]) == p["level"][0].format(exp="x", fp=real.fingerprint(job), seed=0, level="02",
+                                                                chain="ticket", runs=job.runs)
+    assert str(real.log(job)) == p["level_log"].format(exp="x", fp=real.fingerprint(job), seed=0, level="02",
+                                                        chain="ticket", runs=job.runs)

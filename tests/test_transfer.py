@@ -96,7 +96,7 @@ def test_transferred_ticket_starts_from_the_source_mask_and_rewound_weights(sour
     assert sorted(records) == [(0, "dense"), (1, "mask_transfer"), (1, "random_prune"), (1, "ticket_transfer")]
     assert {r["target"] for r in records.values()} == {"draw43"}
     assert records[1, "ticket_transfer"]["curves"][0]["iteration"] == 20  # same budget: k..T
-    assert layout.transfer_record(0, "draw43").exists()
+    assert ctx.plan.done(ctx.plan.job("transfer", 0, target="draw43")).exists()
 
 
 def test_a_target_that_cannot_be_adapted_is_refused_at_validation():

@@ -1,12 +1,15 @@
-"""Reading and writing run artifacts: atomically, and without unpickling arbitrary objects.
+"""Reading and writing run artifacts: atomically, verified, and without unpickling arbitrary objects.
 
-Weights and masks are safetensors files; metrics are JSON; the resume checkpoint (model +
-optimiser state) is a torch file read back with `weights_only=True`. Every write is atomic
-(`lth.files.atomic_path`).
+Weights and masks are safetensors files that carry the sha256 of their tensors in their own
+header, recorded when written and checked whenever read, so a damaged file is reported (naming it
+and what to do) before it is used; metrics are JSON (lth.results checks those); the resume
+checkpoint (model + optimiser state) is a torch file read back with `weights_only=True`. Every
+write is atomic (`lth.files.atomic_path`).
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -15,27 +18,46 @@ import torch
 from torch import nn
 
 from lth.errors import LTHError
-from lth.files import atomic_path
+from lth.files import DAMAGED, atomic_path
+
+CHECKSUM = "lth.sha256"  # the header entry holding the tensors' checksum
+
+
+def digest(tensors: Mapping[str, torch.Tensor]) -> str:
+    """sha256 over the tensors' names, dtypes, shapes and bytes, in name order."""
+    h = hashlib.sha256()
+    for name in sorted(tensors):
+        t = tensors[name].detach().cpu().contiguous()
+        h.update(f"{name}:{t.dtype}:{tuple(t.shape)};".encode())
+        h.update(t.reshape(-1).view(torch.uint8).numpy())
+    return h.hexdigest()
 
 
 def save_tensors(path: str | Path, tensors: Mapping[str, torch.Tensor]) -> None:
     from safetensors.torch import save_file
 
+    tensors = {k: v.detach().cpu().contiguous() for k, v in tensors.items()}
     with atomic_path(path) as tmp:
-        save_file({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, str(tmp))
+        save_file(tensors, str(tmp), metadata={CHECKSUM: digest(tensors)})
 
 
 def load_tensors(path: str | Path) -> dict[str, torch.Tensor]:
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file
+    """The tensors of a file written by `save_tensors`; LTHError naming it if missing or damaged."""
+    from safetensors import SafetensorError, safe_open
 
     path = Path(path)
     if not path.is_file():
         raise LTHError(f"file not found: {path}")
     try:
-        return load_file(str(path))
+        with safe_open(str(path), framework="pt") as f:
+            expected = (f.metadata() or {}).get(CHECKSUM)
+            tensors = {k: f.get_tensor(k) for k in f.keys()}
     except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
-        raise LTHError(f"{path}: unreadable or corrupted tensor file ({exc})") from None
+        raise LTHError(f"{path}: unreadable or corrupted tensor file ({exc}); {DAMAGED}") from None
+    if expected is None or digest(tensors) != expected:
+        why = "no checksum" if expected is None else "checksum mismatch"
+        raise LTHError(f"{path}: damaged tensor file ({why}); {DAMAGED}")
+    return tensors
 
 
 def load_weights(model: nn.Module, path: str | Path) -> None:

@@ -33,8 +33,9 @@ def _by_hand(args):
     from lth.settings import read
 
     raw = read(args.settings)
-    if isinstance(raw, dict) and args.seed not in (raw.get("seeds") or [args.seed]):
-        raw = {**raw, "seeds": [*raw["seeds"], args.seed]}  # by hand, any seed
+    if isinstance(raw, dict):  # by hand, any seed
+        seeds = raw.get("seeds", [])
+        raw = {**raw, "seeds": [*seeds, args.seed] if isinstance(seeds, list) and args.seed not in seeds else seeds}
     plan = plan_of(Path(args.results).name, raw, args.results, {"data_dir": args.data_dir}, where=str(args.settings))
     plan.write()
     return plan, _context(plan, args)
@@ -59,6 +60,16 @@ def cmd_fetch(args) -> None:
 def cmd_verify(args) -> None:
     from lth import pins
 
+    if args.results:
+        from lth.integrity import verify
+
+        lines, bad = verify(args.results, delete=args.delete_damaged)
+        print("\n".join(lines))
+        if bad and not args.delete_damaged:
+            raise LTHError(f"{args.results}: {bad} damaged files; `lth verify --results {args.results} "
+                           f"--delete-damaged` deletes them and what must be recomputed with them")
+        return
+
     p = pins.load(args.pins)
     data_dir = Path(args.data_dir)
     files = [Path(f) for f in args.files] or [data_dir / name for name in sorted(p.md5)]
@@ -77,13 +88,17 @@ def cmd_train(args) -> None:
     plan, ctx = _by_hand(args)
     for record in ctx.run(plan.job("dense", args.seed)):
         _report(record)
+    if k := plan.settings.rewind_iteration:  # theta_k, for the variants that rewind to it
+        ctx.run(plan.job("rewind", args.seed, k=k))
+        print(f"seed {args.seed}: theta_k at iteration {k} in {plan.layout.rewind(args.seed, k)}")
 
 
 def cmd_prune(args) -> None:
     from lth.masks import density
 
-    _, ctx = _by_hand(args)
+    plan, ctx = _by_hand(args)
     for chain in args.chain or ["ticket"]:
+        plan.job("level", args.seed, args.level, chain)  # refused unless the settings plan it
         mask = ctx.prune(args.seed, args.level, chain)
         print(f"seed {args.seed} level {args.level} {chain}: weights remaining {density(mask):.4f}")
 
@@ -102,7 +117,8 @@ def cmd_job(args) -> None:
     from lth.plan import Plan
 
     plan = Plan.from_results(args.results)
-    job = plan.job(args.stage, args.seed, args.level, args.chain, args.target, args.k, fingerprint=args.fingerprint)
+    job = plan.job(args.stage, args.seed, args.level, args.chain, args.target, args.k, fingerprint=args.fingerprint,
+                   runs=args.runs)
     for record in _context(plan, args).run(job):
         _report(record)
 
@@ -138,8 +154,10 @@ def cmd_track(args) -> None:
     except LTHError:  # a user error: as it is
         raise
     except Exception as exc:
-        raise LTHError(f"MLflow tracking at {uri} failed ({type(exc).__name__}: {exc}); "
-                       f"the results are on disk: run this command again once the store is reachable") from None
+        raise LTHError(f"MLflow tracking at {uri} failed ({type(exc).__name__}: {exc}); the results are on disk: "
+                       f"run this command again once the store is reachable, or, if the store itself is damaged "
+                       f"(a SQLite file that no longer opens), delete it (and its mlartifacts/) and run again: "
+                       f"every run is logged anew from the results") from None
     print(f"{plan.experiment}: logged {new} runs to {uri} ({old} were there already"
           + (f", {unfinished} not finished" if unfinished else "") + ")")
 
@@ -165,12 +183,16 @@ def parser() -> argparse.ArgumentParser:
     f.add_argument("--option", action="append", default=[], metavar="KEY=VALUE", help="generator option (mnist1d)")
     f.set_defaults(func=cmd_fetch)
 
-    v = sub.add_parser("verify", help="check dataset files against the md5 that data.dvc pins",
+    v = sub.add_parser("verify", help="check dataset files (data.dvc pins) or an experiment's results",
                        description="Check dataset files against the md5 pinned in a DVC file (a mismatch is an "
-                                   "error naming both md5); files it does not pin are reported, not checked.")
+                                   "error naming both md5); files it does not pin are reported, not checked. "
+                                   "With --results: every finished run's files, theta_k and the datasets.")
     v.add_argument("files", nargs="*", metavar="FILE", help="dataset files under --data-dir (default: every pinned one)")
     v.add_argument("--data-dir", default="data", help="the data folder the pins' paths are relative to")
     v.add_argument("--pins", default="data.dvc", help="the DVC file with the pins")
+    v.add_argument("--results", help="check this experiment's results folder instead (results/NAME)")
+    v.add_argument("--delete-damaged", action="store_true",
+                   help="with --results: delete damaged files and what must be recomputed with them")
     v.set_defaults(func=cmd_verify)
 
     from lth.variants import SOURCE
@@ -217,6 +239,7 @@ def parser() -> argparse.ArgumentParser:
     j.add_argument("--target", default="")
     j.add_argument("--k", type=int, default=0, help="rewind point of a rewind job")
     j.add_argument("--fingerprint", help="the stage fingerprint the job was planned with (refused if stale)")
+    j.add_argument("--runs", default="", help="level and transfer jobs: the id of their runs (in their marker's name)")
     j.set_defaults(func=cmd_job)
 
     tr = sub.add_parser("track", help="log an experiment's finished runs to MLflow (those not logged yet)",

@@ -77,6 +77,9 @@ def fetch(name: str, data_dir, *, download: bool = False, options: dict | None =
     tensors = info.load()(name, out_dir / "raw", download, options or {})
     out_dir.mkdir(parents=True, exist_ok=True)
     _write_atomic(tensors, path)
+    from lth import pins
+
+    pins.record(path)
     return path
 
 
@@ -87,6 +90,7 @@ def _write_atomic(tensors: dict[str, torch.Tensor], path: Path) -> None:
         save_file({k: v.contiguous() for k, v in tensors.items()}, tmp)
         with open(tmp, "rb") as f:
             os.fsync(f.fileno())
+        os.chmod(tmp, 0o644)  # mkstemp makes it 0600; datasets are meant to be shared
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -11,6 +11,10 @@ from typing import Any
 
 from lth.errors import LTHError
 
+# What to do about a damaged result, in every message that reports one.
+DAMAGED = ("run `lth verify --results <its results/EXPERIMENT folder> --delete-damaged`, then the workflow again: "
+           "it recomputes what depends on the file")
+
 
 @contextmanager
 def atomic_path(path: str | Path):

@@ -7,8 +7,12 @@ once for all the runs it trains; `lth.plan` says which runs those are and what t
 
 from __future__ import annotations
 
+import fcntl
+import os
 import subprocess
+import sys
 import time
+from contextlib import contextmanager
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -67,11 +71,12 @@ class Context:
         return self._splits[target]
 
     def check_pinned(self, path: Path) -> None:
-        """A dataset file the workflow's data.dvc pins must have the pinned bytes (lth.pins)."""
-        if self.plan.workflow.get("pins"):
-            from lth import pins
+        """A dataset file has the bytes data.dvc pins, or else those it had when fetched (lth.pins)."""
+        from lth import pins
 
-            pins.load(self.plan.workflow["pins"]).check(path, self.plan.data_dir)
+        pinned = pins.load(self.plan.workflow["pins"]) if self.plan.workflow.get("pins") else None
+        if path.is_file():
+            pins.verify(path, self.plan.data_dir, pinned)
 
     def new_model(self, seed: int, target: str | None = None) -> torch.nn.Module:
         """The experiment's model, initialised from `seed`, with the output head of `target`'s classes."""
@@ -126,13 +131,19 @@ class Context:
         if self.track_uri:
             from lth.tracking import log_live
 
-            log_live(self.track_uri, self.plan, self.plan.layout.run_dir(key))
+            log_live(self.track_uri, self.plan, key)
         return record
 
     # --- the jobs of the imp kind ---------------------------------------------------------------
     def run(self, job: Job) -> list[dict[str, Any]]:
-        """Run `job`; return the records of the runs it trained (or had finished before)."""
-        return getattr(self, f"_{job.stage}")(job)
+        """Run `job`; return the records of the runs it trained (or had finished before).
+
+        A job holds a lock while it runs: the same job started again meanwhile (a rerun after
+        Snakemake was killed, whose jobs ran on) waits for it, then keeps what it finished.
+        """
+        job = job if job.runs else self.plan.with_runs(job)
+        with exclusive(self.plan.layout.lock(f"{job.name}-{self.plan.fingerprint(job)}"), str(job)):
+            return getattr(self, f"_{job.stage}")(job)
 
     def _dense(self, job: Job) -> list[dict[str, Any]]:
         return [self.train_run(job, key) for key in self.plan.job_runs(job)]
@@ -174,21 +185,42 @@ class Context:
         return new
 
     def _level(self, job: Job) -> list[dict[str, Any]]:
-        """One pruning round of a chain: prune its mask, then train the chain's variants on it."""
-        self.prune(job.seed, job.level, job.chain)
-        return self._record(job, self.plan.layout.level_record(job.seed, job.level, job.chain))
+        """One pruning round of a chain: prune its mask (unless its head run finished under it before),
+        then train the chain's variants on it."""
+        if finished(self.plan.layout, RunKey(job.seed, job.level, job.chain)) is None:
+            self.prune(job.seed, job.level, job.chain)
+        return self._record(job)
 
     def _transfer(self, job: Job) -> list[dict[str, Any]]:
-        return self._record(job, self.plan.layout.transfer_record(job.seed, job.target))
+        return self._record(job)
 
-    def _record(self, job: Job, marker: Path) -> list[dict[str, Any]]:
+    def _record(self, job: Job) -> list[dict[str, Any]]:
         """Train the job's runs, then mark the job finished with the runs it holds."""
         keys = self.plan.job_runs(job)
         records = [self.train_run(job, key) for key in keys]
         root = self.plan.layout.root
-        write_json(marker, {f"{k.level}/{k.variant}" if k.target else k.variant:
+        write_json(self.plan.outputs(job)[0], {f"{k.level}/{k.variant}" if k.target else k.variant:
                             str(self.plan.layout.metrics(k).relative_to(root)) for k in keys})
         return records
+
+
+@contextmanager
+def exclusive(path: Path, label: str):
+    """Hold an exclusive lock on `path` (released when the process ends, however it ends)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a+") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            f.seek(0)
+            print(f"lth: {label} is already running (process {f.read().strip() or '?'}): waiting for it to finish",
+                  file=sys.stderr, flush=True)
+            fcntl.flock(f, fcntl.LOCK_EX)
+        f.seek(0)
+        f.truncate()
+        f.write(f"{os.getpid()}\n")
+        f.flush()
+        yield
 
 
 _GIT_COMMIT: str | None = None

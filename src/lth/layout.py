@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -73,23 +74,42 @@ class RunKey:
 
 @dataclass(frozen=True)
 class Layout:
+    """The folders and files of one experiment's results. `fingerprints` names the stage folders
+    (a mapping that answers "{fp}" for every stage turns the paths into Snakemake patterns)."""
+
     root: Path
-    fingerprints: dict[str, str] = field(default_factory=dict)  # lth.settings.fingerprints
+    fingerprints: Mapping[str, str] = field(default_factory=dict)  # lth.settings.fingerprints
 
     def __post_init__(self):
         object.__setattr__(self, "root", Path(self.root))
 
+    # --- the experiment's own files -------------------------------------------------------------
     @property
     def settings(self) -> Path:
         return self.root / "settings.json"
 
-    def stage_dir(self, stage: str, target: str | None = None) -> Path:
-        if target:
-            return self.root / f"transfer-{target}-{self.fingerprints[f'transfer:{target}']}"
+    def table(self, name: str) -> Path:
+        """A table of the experiment: summary.csv, layer_density.csv, analysis-<name>.csv."""
+        return self.root / name
+
+    def log(self, name: str) -> Path:
+        return self.root / "logs" / f"{name}.log"
+
+    def lock(self, name: str) -> Path:
+        """The lock a running job holds (lth.jobs), so that it never runs twice at once."""
+        return self.root / ".locks" / f"{name}.lock"
+
+    # --- stage folders and runs -------------------------------------------------------------------
+    def stage_dir(self, stage: str) -> Path:
+        """dense-<fp> or imp-<fp>."""
         return self.root / f"{stage}-{self.fingerprints[stage]}"
 
+    def transfer_dir(self, target: str) -> Path:
+        return self.root / f"transfer-{target}-{self.fingerprints[f'transfer:{target}']}"
+
     def seed_dir(self, seed: int, target: str | None = None) -> Path:
-        return self.stage_dir("imp", target) / f"seed{seed}"
+        """Where a seed's pruned runs live: in imp-<fp>, or in the target's transfer folder."""
+        return (self.transfer_dir(target) if target else self.stage_dir("imp")) / f"seed{seed}"
 
     def run_dir(self, key: RunKey) -> Path:
         if key.level == 0 and not key.target:
@@ -115,10 +135,10 @@ class Layout:
         """theta_k: theta_0 itself for k = 0, else the dense run replayed to iteration k."""
         return self.init(seed) if k == 0 else self.run_dir(RunKey(seed, 0, DENSE)) / f"rewind{k}.safetensors"
 
-    def level_record(self, seed: int, level: int, chain: str) -> Path:
-        """Written when a level job of `chain` is complete: which runs it holds."""
-        return self.seed_dir(seed) / f"level{_level(level)}" / f"{chain}.json"
+    def level_record(self, seed: int, level: int, chain: str, runs: str) -> Path:
+        """Written when a level job of `chain` is complete: which runs it holds (`runs`: their id)."""
+        return self.seed_dir(seed) / f"level{_level(level)}" / f"{chain}-{runs}.json"
 
-    def transfer_record(self, seed: int, target: str) -> Path:
-        """Written when the transfer job of (seed, target) is complete."""
-        return self.stage_dir("imp", target) / f"seed{seed}.json"
+    def transfer_record(self, seed: int, target: str, runs: str) -> Path:
+        """Written when the transfer job of (seed, target) is complete: which runs it holds."""
+        return self.transfer_dir(target) / f"seed{seed}-{runs}.json"

@@ -46,6 +46,30 @@ class Pins:
         return _relative(path, self.folder) in self.md5
 
 
+def record(path) -> Path:
+    """Record the md5 of a dataset file just fetched beside it (`<file>.md5`), for the datasets that
+    data.dvc does not pin: later damage is then caught too (`verify`)."""
+    sidecar = Path(f"{path}.md5")
+    sidecar.write_text(md5(path) + "\n")
+    sidecar.chmod(0o644)
+    return sidecar
+
+
+def verify(path, data_dir, pins: Pins | None) -> str:
+    """Check a dataset file before it is used: against its pin if data.dvc pins it, else against the
+    md5 recorded when it was fetched. Returns how it was checked; LTHError naming the file otherwise."""
+    if pins is not None and pins.check(path, data_dir):
+        return f"md5 as pinned in {pins.file.name}"
+    sidecar = Path(f"{path}.md5")
+    if not sidecar.is_file():
+        return "not pinned, no md5 recorded at fetch: not verified"
+    expected, actual = sidecar.read_text().strip(), md5(path)
+    if actual != expected:
+        raise LTHError(f"{path}: md5 {actual}, but {expected} was recorded when it was fetched: the file was "
+                       f"altered since; delete it and run the workflow again (the fetch step writes it anew)")
+    return "md5 as recorded at fetch"
+
+
 def load(pins_file) -> Pins:
     """The pins of a DVC file; none (everything unpinned) when the file does not exist."""
     path = Path(pins_file)

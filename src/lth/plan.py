@@ -15,7 +15,8 @@ Jobs of the `imp` kind (iterative magnitude pruning):
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import hashlib
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,7 @@ from lth.layout import Layout, RunKey, tensors_file
 from lth.settings import Settings, fingerprints, resolve
 from lth.variants import DENSE, DENSE_RUN, SOURCE, TRANSFER, Variant, chains
 
+STAGES = ("dense", "rewind", "level", "transfer")
 FORMAT = 2  # of settings.json; 1 (no "format" key) was the layout seed<S>/level<LL>/<variant>/
 
 
@@ -37,16 +39,39 @@ class Job:
     chain: str = ""
     target: str = ""
     k: int = 0
+    runs: str = ""  # level and transfer jobs: the id of the runs they hold (Plan.runs_id)
 
     def __str__(self) -> str:
-        extra = [f"level {self.level}" if self.level else "", self.chain, f"on {self.target}" if self.target else "",
-                 f"k={self.k}" if self.k else ""]
-        return " ".join([self.stage, f"seed {self.seed}", *filter(None, extra)])
+        return {"dense": f"dense seed {self.seed}", "rewind": f"theta_k seed {self.seed} k={self.k}",
+                "level": f"{self.chain} chain seed {self.seed} level {self.level}",
+                "transfer": f"transfer seed {self.seed} to {self.target}"}[self.stage]
+
+    @property
+    def name(self) -> str:
+        """A file name for the job (its log): the same for a Snakemake pattern and a real job."""
+        level = self.level if isinstance(self.level, str) else f"{self.level:02d}"
+        return {"dense": f"dense-seed{self.seed}", "rewind": f"rewind-seed{self.seed}-k{self.k}",
+                "level": f"level{level}-{self.chain}-seed{self.seed}-{self.runs}",
+                "transfer": f"transfer-{self.target}-seed{self.seed}-{self.runs}"}[self.stage]
 
 
-class _Wildcards(dict):
+class _AnyFingerprint(dict):
+    """Fingerprints for Snakemake patterns: the wildcard {fp} for every stage."""
+
     def __missing__(self, key):
         return "{fp}"
+
+
+def job_outputs(layout: Layout, job: Job) -> list[Path]:
+    """What a finished job leaves (its Snakemake outputs; the first is written last)."""
+    if job.stage == "dense":
+        key = RunKey(job.seed, 0, DENSE)
+        return [layout.metrics(key), layout.final(key), layout.mask(key), layout.init(job.seed)]
+    if job.stage == "rewind":
+        return [layout.rewind(job.seed, job.k)]
+    if job.stage == "level":
+        return [layout.level_record(job.seed, job.level, job.chain, job.runs)]
+    return [layout.transfer_record(job.seed, job.target, job.runs)]
 
 
 class Plan:
@@ -68,14 +93,22 @@ class Plan:
         write_json(self.layout.settings, self.record())
         return self.layout.settings
 
+    def recorded(self) -> dict[str, Any] | None:
+        """What the results folder's settings.json holds now (None if it has none)."""
+        return read_json(self.layout.settings) if self.layout.settings.exists() else None
+
     @classmethod
     def from_results(cls, root: str | Path) -> Plan:
         """The plan recorded in a results folder (what every job and command reads)."""
-        path = Path(root) / "settings.json"
+        path = Layout(Path(root)).settings
         check_results_folder(root)
         if not path.exists():
-            raise LTHError(f"{path}: not found: the workflow writes it (rule settings) before any job")
+            raise LTHError(f"{path}: not found: the workflow writes it (rule settings) before any job, "
+                           f"and `lth train` by hand")
         rec = read_json(path)
+        if not isinstance(rec.get("experiment"), str) or not isinstance(rec.get("settings"), dict):
+            raise LTHError(f"{path}: damaged (no experiment name or settings): run the workflow again, which "
+                           f"writes it anew")
         return plan_of(rec["experiment"], rec["settings"], root, rec.get("workflow"), where=str(path))
 
     @property
@@ -126,22 +159,58 @@ class Plan:
             out.append(Job("dense", seed))
             if s.rewind_iteration:
                 out.append(Job("rewind", seed, k=s.rewind_iteration))
-            out += [Job("level", seed, level, chain) for level in range(1, s.pruning.levels + 1)
+            out += [self.with_runs(Job("level", seed, level, chain)) for level in range(1, s.pruning.levels + 1)
                     for chain in chains(s.variants)]
-            out += [Job("transfer", seed, target=t) for t in s.transfer.targets]
+            out += [self.with_runs(Job("transfer", seed, target=t)) for t in s.transfer.targets]
         return out
 
+    def with_runs(self, job: Job) -> Job:
+        """The job with the id of the runs it holds: a level or transfer job whose runs change
+        (a variant or transfer level added) is a new job, and its finished runs are kept."""
+        if job.stage not in ("level", "transfer"):
+            return job
+        rel = sorted(str(self.layout.run_dir(k).relative_to(self.layout.root)) for k in self.job_runs(job))
+        return replace(job, runs=hashlib.sha256("\n".join(rel).encode()).hexdigest()[:8])
+
+    def done(self, job: Job) -> Path:
+        """The marker that says `job`'s runs are finished: its own, or that of an earlier job that held
+        them all and more (runs were removed from the config since: nothing to run again)."""
+        own = self.outputs(job)[0]
+        if own.exists() or job.stage not in ("level", "transfer"):
+            return own
+        needed = {str(self.layout.metrics(k).relative_to(self.layout.root)) for k in self.job_runs(job)}
+        for marker in sorted(own.parent.glob(own.name.replace(job.runs, "*"))):
+            try:
+                if needed <= set(read_json(marker).values()):
+                    return marker
+            except (LTHError, AttributeError):
+                continue
+        return own
+
     def job(self, stage: str, seed: int, level: int = 0, chain: str = "", target: str = "", k: int = 0,
-            fingerprint: str | None = None) -> Job:
-        """The planned job with this key; LTHError if the plan has none (or other settings' fingerprint)."""
-        job = Job(stage, int(seed), int(level), chain, target, int(k))
+            fingerprint: str | None = None, runs: str = "") -> Job:
+        """The planned job with this key; LTHError if the plan has none (or other settings' fingerprint).
+        `runs` may name an earlier job's marker that covers this job's runs (see `done`)."""
+        job = self.with_runs(Job(stage, int(seed), int(level), chain, target, int(k)))
         if job not in self.jobs():
             raise LTHError(f"{self.experiment}: no job '{job}' in the plan of {self.layout.settings}")
+        if runs and runs != job.runs:
+            if self.done(job) != self.outputs(replace(job, runs=runs))[0]:
+                raise LTHError(f"{self.experiment}: job '{job}' holds runs {job.runs}, not {runs}")
+            job = replace(job, runs=runs)
         stage_fp = self.fingerprint(job)
         if fingerprint is not None and fingerprint != stage_fp:
-            raise LTHError(f"{self.experiment}: job '{job}' asks for fingerprint {fingerprint}, but "
-                           f"{self.layout.settings} gives {stage_fp}: the settings changed; run the workflow again")
+            raise LTHError(f"{self.experiment}: job '{job}' is for settings of fingerprint {fingerprint}, but the "
+                           f"experiment's settings now give {stage_fp}: that folder holds runs of other settings")
         return job
+
+    def job_of(self, key: RunKey) -> Job:
+        """The job that trains run `key`."""
+        if key.target:
+            return Job("transfer", key.seed, target=key.target)
+        if key.level == 0:
+            return Job("dense", key.seed)
+        return Job("level", key.seed, key.level, self.variant(key).chain)
 
     def fingerprint(self, job: Job) -> str:
         """The fingerprint of the settings a job's artifacts depend on (the one in its folder's name)."""
@@ -149,16 +218,10 @@ class Plan:
         return self.layout.fingerprints[stage]
 
     def outputs(self, job: Job) -> list[Path]:
-        """What a finished job leaves (Snakemake's outputs; the first is written last)."""
-        L = self.layout
-        if job.stage == "dense":
-            key = RunKey(job.seed, 0, DENSE)
-            return [L.metrics(key), L.final(key), L.mask(key), L.init(job.seed)]
-        if job.stage == "rewind":
-            return [L.rewind(job.seed, job.k)]
-        if job.stage == "level":
-            return [L.level_record(job.seed, job.level, job.chain)]
-        return [L.transfer_record(job.seed, job.target)]
+        return job_outputs(self.layout, job)
+
+    def log(self, job: Job) -> Path:
+        return self.layout.log(f"{job.name}-{self.fingerprint(job)}")
 
     def inputs(self, job: Job) -> dict[str, list[Path]]:
         """What a job reads, by role: `data` (dataset files), `runs` (finished jobs' outputs)."""
@@ -169,31 +232,41 @@ class Plan:
         if job.stage in ("dense", "rewind"):
             return {"data": data, "runs": []}
         if job.stage == "level":
-            previous = dense if job.level == 1 else L.level_record(job.seed, job.level - 1, job.chain)
+            previous = dense if job.level == 1 else self.done(self.with_runs(replace(job, level=job.level - 1)))
             uses_rewind = any(self.variant(k).weights == "rewind" for k in self.job_runs(job))
             return {"data": data, "runs": [previous] + (theta_k if uses_rewind else [])}
         target = tensors_file(self.data_dir, s.transfer.targets[job.target].dataset)
-        tickets = [L.level_record(job.seed, level, "ticket") for level in self.transfer_levels()[1:]]
+        tickets = [self.done(self.with_runs(Job("level", job.seed, level, "ticket")))
+                   for level in self.transfer_levels()[1:]]
         return {"data": data + [target], "runs": [dense, *theta_k, *tickets]}
 
     def targets(self) -> list[Path]:
         """The outputs of every job: what the summary waits for."""
-        return [path for job in self.jobs() for path in self.outputs(job)[:1]]
+        return [self.done(job) for job in self.jobs()]
 
     @staticmethod
-    def patterns(root: str) -> dict[str, list[str]]:
-        """Each stage's outputs as Snakemake patterns, from the same code as `outputs`."""
-        wild = Plan.__new__(Plan)
-        wild.layout = Layout(Path(root), _Wildcards())
-        job = dict(seed="{seed}", level="{level}", chain="{chain}", target="{target}", k="{k}")
-        return {stage: [str(p) for p in wild.outputs(Job(stage, **job))] for stage in ("dense", "rewind", "level",
-                                                                                      "transfer")}
+    def patterns(root: str) -> dict[str, str | list[str]]:
+        """The workflow's file patterns, from the same code as a plan's paths: each training stage's
+        outputs (a list) and log, and the experiment's own files."""
+        layout = Layout(Path(root), _AnyFingerprint())
+        out: dict[str, str | list[str]] = {}
+        for stage in STAGES:
+            job = Job(stage, "{seed}", "{level}", "{chain}", "{target}", "{k}", "{runs}")
+            out[stage] = [str(p) for p in job_outputs(layout, job)]
+            out[f"{stage}_log"] = str(layout.log(f"{job.name}-{{fp}}"))
+        out.update(settings=str(layout.settings), summary=str(layout.table("summary.csv")),
+                   layer_density=str(layout.table("layer_density.csv")),
+                   analysis=str(layout.table("analysis-{analysis}.csv")), analysis_log=str(layout.log("analysis-{analysis}")))
+        return out
 
 
 def check_results_folder(root: str | Path) -> None:
     """Refuse a results folder written by the earlier layout: its runs are not keyed by fingerprints."""
-    path = Path(root) / "settings.json"
-    if path.exists() and read_json(path).get("format") != FORMAT:
+    path = Layout(Path(root)).settings
+    record = read_json(path) if path.exists() else {}
+    if not isinstance(record, dict):
+        raise LTHError(f"{path}: damaged (not a mapping): delete it and run the workflow again, which writes it anew")
+    if path.exists() and record.get("format") != FORMAT:
         raise LTHError(f"{root} holds results of an earlier version of lth (folders seed<S>/level<LL>/, not keyed "
                        f"by settings fingerprints) that this version cannot extend: move or delete {root}, "
                        f"or use another experiment name")

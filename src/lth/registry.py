@@ -68,5 +68,8 @@ class Registry(Mapping[str, Part]):
         """The config keys every part of this registry adds, merged (one section's properties)."""
         out: dict[str, Any] = {}
         for part in self._parts.values():
+            clash = set(part.keys) & set(out)
+            if clash:
+                raise ValueError(f"{self.kind} '{part.name}' declares config keys another part declares: {clash}")
             out.update(part.keys)
         return out

@@ -39,10 +39,15 @@ class Settings(Mapping):
         return self._data[key]
 
     def __getattr__(self, key: str) -> Any:
+        if key.startswith("__") or key == "_data":  # copy and pickle look these up before __init__
+            raise AttributeError(key)
         try:
             return self._data[key]
         except KeyError:
             raise AttributeError(key) from None
+
+    def __reduce__(self):
+        return (Settings, (self.thaw(),))
 
     def __setattr__(self, key, value):
         raise AttributeError("settings are immutable")
@@ -244,6 +249,7 @@ def read(path: str | Path) -> Any:
 # --- fingerprints -------------------------------------------------------------------------------
 
 _REMOVED = "<removed>"
+NOT_RESULTS = ("checkpoint_every",)  # training keys that change how a run is written, not its results
 
 
 @cache
@@ -273,14 +279,22 @@ def _changed(s: Settings, *keys: str) -> dict[str, Any]:
 def fingerprints(s: Settings) -> dict[str, str]:
     """Stage -> fingerprint of the settings its artifacts depend on, each including its upstream's.
 
-    dense: dataset, model, training, pruning.exclude (the dense mask); imp: + kind, rewind point
-    and the pruning method (not how many levels); transfer:<target>: + the target's dataset.
+    dense: dataset, model, training (less how often it checkpoints; augmentation as it applies),
+    the excluded layers (the dense mask); imp: + kind, rewind point and the pruning method (the
+    score and strategy, with the keys they declare; not how many levels); transfer:<target>: +
+    the target's dataset.
     Which seeds, levels, variants and targets exist is in none of them.
     """
-    dense = _hash("dense", _changed(s, "dataset", "model", "training"), list(s.pruning.exclude))
-    pruning = {k: v for k, v in s.pruning.items() if k not in ("levels", "exclude")}
+    d = _defaults()
+    training = {k: v for k, v in s.training.items() if k not in NOT_RESULTS}
+    if training["augment"] is None:  # the dataset's default, spelt out
+        training["augment"] = parts.DATASETS[s.dataset.name].augment
+    dense = _hash("dense", _changed(s, "dataset", "model"),
+                  _diff(training, {k: v for k, v in d.training.items() if k not in NOT_RESULTS}),
+                  sorted(s.pruning.exclude))
+    method = ("score", "strategy", *parts.SELECTIONS[s.pruning.strategy].keys, *parts.SCORES[s.pruning.score].keys)
     imp = _hash("imp", dense, s.kind, s.rewind_iteration,
-                _diff(pruning, {k: v for k, v in _defaults().pruning.items() if k not in ("levels", "exclude")}))
+                _diff({k: s.pruning[k] for k in method}, {k: d.pruning[k] for k in method}))
     out = {"dense": dense, "imp": imp}
     for name, target in s.transfer.targets.items():
         out[f"transfer:{name}"] = _hash("transfer", imp, _diff(target.dataset, _defaults().dataset))

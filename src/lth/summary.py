@@ -10,8 +10,9 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
-from lth.files import atomic_path, read_json
+from lth.files import atomic_path
 from lth.plan import Plan
+from lth.results import read_record
 
 KEY_COLUMNS = ["experiment", "seed", "level", "variant"]
 COLUMNS = [*KEY_COLUMNS, "weights_remaining", "test_accuracy", "best_val_accuracy",
@@ -25,7 +26,7 @@ SECONDS_COLUMNS = ["wall_seconds", "train_seconds"]  # the only columns that dif
 def write_summary(plan: Plan) -> Path:
     rows, densities = [], []
     for run in plan.runs():
-        record = read_json(plan.layout.metrics(run))
+        record = read_record(plan.layout.metrics(run))
         s, curves = record["summary"], record["curves"]
         key = {"experiment": plan.experiment, "seed": run.seed, "level": run.level, "variant": run.variant,
                "target": run.target or ""}
@@ -33,10 +34,30 @@ def write_summary(plan: Plan) -> Path:
                      "iterations_trained": curves[-1]["iteration"] - curves[0]["iteration"],
                      **{k: s.get(k) for k in COLUMNS if k in s}})
         densities += [{**key, "layer": layer, "density": d} for layer, d in record["layer_density"].items()]
-    root = plan.layout.root
-    _write_csv(root / "summary.csv", COLUMNS, rows)
-    _write_csv(root / "layer_density.csv", DENSITY_COLUMNS, densities)
-    return root / "summary.csv"
+    _write_csv(plan.layout.table("summary.csv"), COLUMNS, rows)
+    _write_csv(plan.layout.table("layer_density.csv"), DENSITY_COLUMNS, densities)
+    return plan.layout.table("summary.csv")
+
+
+def damaged_tables(root: str | Path) -> list[tuple[Path, str]]:
+    """(table, why) for each of an experiment's tables that exists but is not one this module wrote:
+    another header, or a row of another width (a truncated or edited file)."""
+    out = []
+    for name, columns in (("summary.csv", COLUMNS), ("layer_density.csv", DENSITY_COLUMNS)):
+        path = Path(root) / name
+        if not path.exists():
+            continue
+        try:
+            with path.open(newline="") as f:
+                rows = list(csv.reader(f))
+        except (OSError, UnicodeDecodeError, csv.Error) as exc:
+            out.append((path, f"unreadable ({exc})"))
+            continue
+        if not rows or rows[0] != columns:
+            out.append((path, "not its header"))
+        elif any(len(r) != len(columns) for r in rows[1:]) or len(rows) < 2:
+            out.append((path, "rows cut short or missing"))
+    return out
 
 
 def _write_csv(path: Path, columns: list[str], rows: list[dict]) -> None:

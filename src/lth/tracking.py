@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from lth.files import read_json
+from lth.results import read_record
 
 DEFAULT_STORE = "mlflow.db"  # under the project folder: the embedded SQLite store
 CURVE_METRICS = ("lr", "train_loss", "train_accuracy", "val_loss", "val_accuracy", "test_loss", "test_accuracy")
@@ -91,17 +91,16 @@ def params_of(plan) -> dict[str, Any]:
             "pruning": {k: v for k, v in s["pruning"].items() if k != "levels"}}
 
 
-def log_run(client, exp_id: str, plan, run_dir: Path) -> str:
+def log_run(client, exp_id: str, plan, key) -> str:
     """Log one finished training run (params, per-evaluation metrics, tags, artifacts); return its id."""
     from mlflow.entities import Metric, Param
 
-    record = read_json(run_dir / "metrics.json")
+    record = read_record(plan.layout.metrics(key))
     p = record["provenance"]
     experiment = plan.experiment
     tags = {"experiment": experiment, "seed": record["seed"], "level": record["level"],
             "variant": record["variant"], "target": record.get("target", ""),
-            "chain": "transfer" if record.get("target") else (
-                plan.variant(_key(record)).chain or "dense"),
+            "chain": "transfer" if key.target else (plan.variant(key).chain or "dense"),
             "config_hash": p["settings_fingerprint"], "git_commit": p["git_commit"],
             "dataset_sha256": p["dataset_sha256"], "torch_version": p["torch_version"], "device": p["device"],
             "lth_version": p["lth_version"], "lth.run_key": run_key(record)}
@@ -123,8 +122,8 @@ def log_run(client, exp_id: str, plan, run_dir: Path) -> str:
         client.log_batch(run_id, params=items[i : i + 100])
     for i in range(0, len(metrics), 1000):
         client.log_batch(run_id, metrics=metrics[i : i + 1000])
-    for name in ("mask.safetensors", "metrics.json"):
-        client.log_artifact(run_id, str(run_dir / name))
+    for path in (plan.layout.mask(key), plan.layout.metrics(key)):
+        client.log_artifact(run_id, str(path))
     client.set_terminated(run_id, "FINISHED")
     return run_id
 
@@ -145,19 +144,13 @@ def logged_keys(client, exp_id: str) -> set[str]:
             return keys
 
 
-def _key(record: dict[str, Any]):
-    from lth.layout import RunKey
-
-    return RunKey(record["seed"], record["level"], record["variant"], record.get("target") or None)
-
-
-def log_live(uri: str, plan, run_dir: Path) -> None:
+def log_live(uri: str, plan, key) -> None:
     """Log a run just trained; on failure say so loudly and go on (`lth track` re-logs it later)."""
     try:
         client = _client(uri)
-        log_run(client, experiment_id(client, plan.experiment, uri), plan, run_dir)
+        log_run(client, experiment_id(client, plan.experiment, uri), plan, key)
     except Exception as exc:  # tracking must never cost a finished training run
-        print(f"lth: WARNING: MLflow tracking failed for {run_dir} ({type(exc).__name__}: {exc}); "
+        print(f"lth: WARNING: MLflow tracking failed for {key} ({type(exc).__name__}: {exc}); "
               f"results are on disk; run `lth track` to log them later", file=sys.stderr, flush=True)
 
 
@@ -171,12 +164,11 @@ def sync(uri: str, plan) -> tuple[int, int, int]:
     have = logged_keys(client, exp_id)
     new = old = unfinished = 0
     for key in plan.runs():
-        run_dir = plan.layout.run_dir(key)
-        if not (run_dir / "metrics.json").exists():
+        if not plan.layout.metrics(key).exists():
             unfinished += 1
-        elif run_key(read_json(run_dir / "metrics.json")) in have:
+        elif run_key(read_record(plan.layout.metrics(key))) in have:
             old += 1
         else:
-            log_run(client, exp_id, plan, run_dir)
+            log_run(client, exp_id, plan, key)
             new += 1
     return new, old, unfinished

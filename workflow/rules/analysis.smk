@@ -5,7 +5,7 @@ from lth.parts import ANALYSES
 
 
 def analysis_csv(exp, name):
-    return f"{RESULTS}/{exp}/analysis-{name}.csv"
+    return PATTERNS["analysis"].format(exp=exp, analysis=name)
 
 
 rule analysis:
@@ -13,12 +13,12 @@ rule analysis:
         settings=lambda wc: settings_json(wc.exp),
         runs=lambda wc: [str(p) for p in PLANS[wc.exp].targets()],
     output:
-        f"{RESULTS}/{{exp}}/analysis-{{analysis}}.csv",
+        PATTERNS["analysis"],
     wildcard_constraints:
         analysis="|".join(ANALYSES) or "^$",
     params:
         root=experiment_root,
     log:
-        f"{RESULTS}/{{exp}}/logs/analysis-{{analysis}}.log",
+        PATTERNS["analysis_log"],
     shell:
         "lth analyse {wildcards.analysis} --results {params.root:q} > {log:q} 2>&1"

@@ -3,6 +3,7 @@
 # and the value. Each experiment's plan (lth.plan) says which jobs exist, what each reads and
 # writes; the rules below only ask it.
 
+import os
 import sys
 from pathlib import Path
 
@@ -11,6 +12,7 @@ from lth.layout import tensors_file
 from lth.plan import Plan, check_results_folder, plan_of
 from lth.config import load as load_config
 from lth.tracking import resolve_uri
+from lth.variants import SOURCE
 
 
 def config_error(message):
@@ -22,8 +24,8 @@ try:
                                ", ".join(map(str, workflow.configfiles)) or "config")
 except LTHError as exc:
     config_error(exc)
-DATA = config["data_dir"]
-RESULTS = config["results_dir"]
+DATA = os.path.normpath(config["data_dir"])  # normalised: `results/` and `results` are one folder
+RESULTS = os.path.normpath(config["results_dir"])
 TRACKING = config["tracking"]
 TRACKING_URI = resolve_uri(TRACKING["uri"], ".") if TRACKING["enabled"] else None
 LIVE_TRACKING = bool(TRACKING_URI) and TRACKING["live"]
@@ -39,15 +41,21 @@ for _name, _settings in _SETTINGS.items():
     except LTHError as exc:
         config_error(exc)
 EXPERIMENTS = list(PLANS)
+# settings.json follows the config even without Snakemake's job records (a fresh clone after
+# `dvc pull`): rewritten when it differs; the training jobs read it as an `ancient` input.
+for _plan in PLANS.values():
+    if _plan.layout.settings.exists() and _plan.recorded() != _plan.record():
+        _plan.write()
+
 PATTERNS = Plan.patterns(f"{RESULTS}/{{exp}}")
 
 
 def settings_json(exp):
-    return f"{RESULTS}/{exp}/settings.json"
+    return str(PLANS[exp].layout.settings)
 
 
 def summary_csv(exp):
-    return f"{RESULTS}/{exp}/summary.csv"
+    return PATTERNS["summary"].format(exp=exp)
 
 
 def experiment_root(wildcards):
@@ -56,7 +64,7 @@ def experiment_root(wildcards):
 
 def planned_job(stage, wildcards):
     """The plan's job for a rule's wildcards (refused if they name another settings fingerprint)."""
-    keys = ("seed", "level", "chain", "target", "k")
+    keys = ("seed", "level", "chain", "target", "k", "runs")
     key = {k: wildcards[k] for k in keys if k in wildcards.keys()}
     try:
         return PLANS[wildcards.exp].job(stage, fingerprint=wildcards.fp, **key)
@@ -91,5 +99,6 @@ wildcard_constraints:
     seed=r"\d+",
     level=r"\d\d",
     k=r"\d+",
-    chain="ticket|lr_rewind|finetune",
+    runs=r"[0-9a-f]{8}",
+    chain="|".join(sorted({v.chain for v in SOURCE.values()})),
     target=r"[A-Za-z0-9][A-Za-z0-9_.-]*",

@@ -6,6 +6,7 @@ import json
 import shlex
 
 from lth import pins
+from lth.layout import TENSORS_FILE
 
 
 def data_error(message):
@@ -35,7 +36,7 @@ def fetch_options(wildcards):
 
 rule fetch:
     output:
-        f"{DATA}/{{dataset}}/tensors.safetensors",
+        f"{DATA}/{{dataset}}/{TENSORS_FILE}",
     wildcard_constraints:
         dataset="|".join(DATASETS_USED) or "^$",
     params:

@@ -3,7 +3,7 @@
 # holds the published numbers); the executed notebook is kept beside its HTML export, and the
 # figures are written as PNG and SVG. `snakemake --report report.html` collects those figures.
 
-REPORTS = config["reports_dir"]
+REPORTS = os.path.normpath(config["reports_dir"])
 REPORT_NOTEBOOK = f"{workflow.basedir}/notebooks/lth_report.ipynb"
 
 
@@ -19,8 +19,8 @@ rule report:
     input:
         notebook=REPORT_NOTEBOOK,
         settings=lambda wc: settings_json(wc.exp),
-        summary=f"{RESULTS}/{{exp}}/summary.csv",
-        densities=f"{RESULTS}/{{exp}}/layer_density.csv",
+        summary=PATTERNS["summary"],
+        densities=PATTERNS["layer_density"],
     output:
         html=report(f"{REPORTS}/{{exp}}.html", caption="../report/notebook.rst", category="Reports",
                     labels={"experiment": "{exp}", "item": "notebook (HTML)"}),

@@ -6,8 +6,8 @@ rule summary:
         settings=lambda wc: settings_json(wc.exp),
         runs=lambda wc: [str(p) for p in PLANS[wc.exp].targets()],
     output:
-        summary=f"{RESULTS}/{{exp}}/summary.csv",
-        densities=f"{RESULTS}/{{exp}}/layer_density.csv",
+        summary=PATTERNS["summary"],
+        densities=PATTERNS["layer_density"],
     params:
         root=experiment_root,
     resources:

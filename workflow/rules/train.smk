@@ -5,6 +5,9 @@
 #   rewind    (seed, k)            theta_k for a rewind point k > 0 (the dense run replayed to k)
 #   level     (seed, level, chain) prune the chain's previous level, train the chain's variants
 #   transfer  (seed, target)       the ticket's transfer runs on one target dataset
+# A level or transfer job's marker is named by the id of the runs it holds: adding a variant or a
+# transfer level makes a new job (which trains only the runs not finished yet); removing one is
+# covered by the earlier marker (Plan.done), so nothing runs.
 # Level L of a chain and seed waits only on level L-1 of the same chain and seed. Training jobs
 # ask for a GPU (`gpu` resource) so a cluster profile can place them; locally they use one when
 # visible and the CPU otherwise. Command lines carry only wildcards (names and numbers that the
@@ -14,7 +17,7 @@
 rule settings:
     """Record the experiment's plan (resolved settings, fingerprints, workflow options) for its jobs."""
     output:
-        f"{RESULTS}/{{exp}}/settings.json",
+        PATTERNS["settings"],
     params:
         record=lambda wc: PLANS[wc.exp].record(),
     localrule: True
@@ -39,7 +42,7 @@ rule dense:
     resources:
         **TRAIN_RESOURCES,
     log:
-        f"{RESULTS}/{{exp}}/logs/dense-{{fp}}-seed{{seed}}.log",
+        PATTERNS["dense_log"],
     shell:
         JOB_COMMAND
 
@@ -56,7 +59,7 @@ rule rewind:
     resources:
         **TRAIN_RESOURCES,
     log:
-        f"{RESULTS}/{{exp}}/logs/rewind-{{fp}}-seed{{seed}}-k{{k}}.log",
+        PATTERNS["rewind_log"],
     shell:
         JOB_COMMAND
 
@@ -68,12 +71,12 @@ rule level:
         *PATTERNS["level"],
     params:
         root=experiment_root,
-        key=lambda wc: f"--level {int(wc.level)} --chain {wc.chain}",
+        key=lambda wc: f"--level {int(wc.level)} --chain {wc.chain} --runs {wc.runs}",
     threads: config["threads"]
     resources:
         **TRAIN_RESOURCES,
     log:
-        f"{RESULTS}/{{exp}}/logs/imp-{{fp}}-seed{{seed}}-level{{level}}-{{chain}}.log",
+        PATTERNS["level_log"],
     shell:
         JOB_COMMAND
 
@@ -85,11 +88,11 @@ rule transfer:
         *PATTERNS["transfer"],
     params:
         root=experiment_root,
-        key=lambda wc: f"--target {wc.target}",
+        key=lambda wc: f"--target {wc.target} --runs {wc.runs}",
     threads: config["threads"]
     resources:
         **TRAIN_RESOURCES,
     log:
-        f"{RESULTS}/{{exp}}/logs/transfer-{{target}}-{{fp}}-seed{{seed}}.log",
+        PATTERNS["transfer_log"],
     shell:
         JOB_COMMAND

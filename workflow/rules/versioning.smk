@@ -18,8 +18,8 @@ def commit_pinned_data(wildcards):
 rule dvc_add:
     """Version an experiment's finished results (after its summary) as results/<exp>.dvc."""
     input:
-        summary=f"{RESULTS}/{{exp}}/summary.csv",
-        densities=f"{RESULTS}/{{exp}}/layer_density.csv",
+        summary=PATTERNS["summary"],
+        densities=PATTERNS["layer_density"],
     output:
         f"{RESULTS}/{{exp}}.dvc",
     params:

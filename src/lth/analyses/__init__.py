@@ -15,7 +15,7 @@ from lth.parts import ANALYSES
 
 
 def output(plan, name: str) -> Path:
-    return plan.layout.root / f"analysis-{name}.csv"
+    return plan.layout.table(f"analysis-{name}.csv")
 
 
 def run(plan, name: str) -> Path:

@@ -81,7 +81,9 @@ class Results:
         from lth.layout import RunKey
         from lth.plan import Plan
 
-        return read_json(Plan.from_results(self.root).layout.metrics(RunKey(int(seed), int(level), variant)))
+        from lth.results import read_record
+
+        return read_record(Plan.from_results(self.root).layout.metrics(RunKey(int(seed), int(level), variant)))
 
 
 def load(results: str | Path, experiment: str = "", config_json: str = "", configfile: str = "") -> Results:
