@@ -44,7 +44,7 @@ def finished(layout: Layout, key: RunKey) -> dict[str, Any] | None:
     return read_record(path) if path.exists() else None
 
 
-def write_run(layout: Layout, key: RunKey, model, mask: masks.Mask, result: dict[str, Any],
+def write_run(layout: Layout, key: RunKey, model, mask: dict, result: dict[str, Any],
               provenance: dict[str, Any], started: float) -> dict[str, Any]:
     """Write run `key`'s mask, trained weights and record; drop its resume checkpoint."""
     from lth import artifacts, masks
