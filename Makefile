@@ -8,11 +8,14 @@ setup: $(VENV)
 
 $(VENV): pyproject.toml uv.lock
 	@python3 -m uv --version >/dev/null 2>&1 || python3 -m pip install --quiet --disable-pip-version-check uv
-	$(UV) sync --frozen --compile-bytecode
+	@echo "lth: installing the locked environment into .venv (first time: a few minutes, about 6 GB)"
+	$(UV) sync --frozen --compile-bytecode --quiet
 	@touch $@
 
+# Quiet by default: one line per finished job and a progress bar (in a terminal); errors in full.
+# `make run VERBOSE=1` shows Snakemake's own output with every command.
 run: $(VENV)
-	$(UV) run --frozen snakemake --cores all
+	$(UV) run --frozen snakemake --cores all $(if $(VERBOSE),--printshellcmds,--logger rich)
 
 test: $(VENV)
 	$(UV) run --frozen pytest
@@ -29,5 +32,5 @@ clean:
 .PHONY: pull
 pull: $(VENV)
 	DVC_NO_ANALYTICS=1 $(UV) run --frozen dvc pull
-	$(UV) run --frozen snakemake --touch --forceall runs
-	$(UV) run --frozen snakemake --cores all
+	$(UV) run --frozen snakemake --touch --forceall runs --quiet all
+	$(UV) run --frozen snakemake --cores all --logger rich

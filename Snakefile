@@ -4,9 +4,17 @@
 #   fetch -> settings -> dense (level 0) [-> rewind (theta_k)] -> level L of each mask chain
 #   (prune + its variants) -> transfer -> summary -> report, track
 #
-# Rules live in workflow/rules/ (one file per stage family). Which jobs exist and what each
-# reads is the plan's (lth.plan); the experiment logic lives in the `lth` package, which each
-# rule calls through its command line.
+# The Snakemake workflow catalog puts this file at workflow/Snakefile; lth keeps it at the top, where
+# `snakemake` finds it first (a top-level file that only includes another would lose its default
+# target). Rules live in workflow/rules/ (one file per stage family; functions in common.smk). Which jobs
+# exist and what each reads is the plan's (lth.plan); the experiment logic lives in the `lth`
+# package, which each rule calls through its command line.
+#
+# `snakemake --lint` findings left on purpose, with their reason:
+# - "Specify a conda environment or container for each rule" (every rule): every rule runs in one
+#   environment, the locked `.venv` (uv.lock) that `make setup` builds; the same locked environment
+#   is what a cluster's shared project folder uses (README.md, "Running on a SLURM cluster"). A
+#   per-rule conda file would duplicate the lock file and could drift from it.
 
 from snakemake.utils import min_version
 

@@ -59,8 +59,20 @@ def test_bad_settings_give_one_line_naming_key_and_value(capsys, tmp_path, data_
 
 
 def test_unknown_dataset_for_fetch(capsys, tmp_path):
-    code, _, err = run(capsys, "fetch", "imagenet", "--data-dir", tmp_path)
-    assert code == 2 and "unknown dataset 'imagenet'" in err
+    with pytest.raises(SystemExit) as e:
+        run(capsys, "fetch", "imagenet", "--data-dir", tmp_path)
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and "invalid choice: 'imagenet'" in err and "mnist1d" in err
+
+
+def test_an_unknown_option_prints_the_subcommands_usage_and_the_version_is_known(capsys):
+    with pytest.raises(SystemExit) as e:
+        cli.main(["summarize", "--results", "r", "--bogus"])
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and err.splitlines()[-1] == "lth summarize: error: unrecognized arguments: --bogus"
+    with pytest.raises(SystemExit):
+        cli.main(["--version"])
+    assert capsys.readouterr().out.startswith("lth 0.")
 
 
 def test_missing_settings_file(capsys, tmp_path, data_dir):

@@ -114,13 +114,32 @@ def cmd_retrain(args) -> None:
 
 
 def cmd_job(args) -> None:
+    """One planned job; with --log, its output goes there and one line with its result to stdout."""
+    import contextlib
+    import time
+
     from lth.plan import Plan
 
-    plan = Plan.from_results(args.results)
-    job = plan.job(args.stage, args.seed, args.level, args.chain, args.target, args.k, fingerprint=args.fingerprint,
-                   runs=args.runs)
-    for record in _context(plan, args).run(job):
-        _report(record)
+    started = time.perf_counter()
+    with contextlib.ExitStack() as stack:
+        if args.log:
+            Path(args.log).parent.mkdir(parents=True, exist_ok=True)
+            log = stack.enter_context(open(args.log, "w", buffering=1))
+            stack.enter_context(contextlib.redirect_stdout(log))
+            stack.enter_context(contextlib.redirect_stderr(log))
+        try:
+            plan = Plan.from_results(args.results)
+            job = plan.job(args.stage, args.seed, args.level, args.chain, args.target, args.k,
+                           fingerprint=args.fingerprint, runs=args.runs)
+            records = _context(plan, args).run(job)
+        except LTHError as exc:
+            print(f"lth: error: {exc}")  # in the log too
+            raise
+        for record in records:
+            _report(record)
+    results = ", ".join(f"{r['variant']} {100 * r['summary']['test_accuracy']:.1f}%" for r in records)
+    at = f" at {100 * records[0]['weights_remaining']:.1f}% weights" if records else ""
+    print(f"{plan.experiment}: {job}{at}: {results or 'done'} ({time.perf_counter() - started:.0f} s)", flush=True)
 
 
 def cmd_analyse(args) -> None:
@@ -171,14 +190,28 @@ def _key_value(text: str):
     return key, yaml.safe_load(value)
 
 
+class _Help(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
+    """Defaults shown in every option's help; descriptions keep their line breaks."""
+
+
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="lth", description="Lottery-ticket experiments, one stage per subcommand.")
+    import lth
+    from lth.parts import DATASETS
+
+    p = argparse.ArgumentParser(
+        prog="lth", formatter_class=_Help,
+        description="Lottery-ticket experiments, one stage per subcommand.\n\n"
+                    "By hand: fetch, train, prune, retrain, verify.\n"
+                    "Workflow steps (the Snakemake rules run these): job, summarize, analyse, track.")
+    p.add_argument("--version", action="version", version=f"lth {lth.__version__}")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    _add = sub.add_parser
+    sub.add_parser = lambda *a, **kw: _add(*a, formatter_class=_Help, **kw)  # defaults in every subcommand's help
 
     f = sub.add_parser("fetch", help="materialise a dataset under the data folder",
                        description="Generate (mnist1d, digits) or load with torchvision a dataset, stored as tensors.")
-    f.add_argument("dataset")
-    f.add_argument("--data-dir", default="data")
+    f.add_argument("dataset", choices=list(DATASETS), metavar="DATASET", help=f"one of: {', '.join(DATASETS)}")
+    f.add_argument("--data-dir", default="data", help="the data folder")
     f.add_argument("--download", action="store_true", help="let torchvision download missing raw files")
     f.add_argument("--option", action="append", default=[], metavar="KEY=VALUE", help="generator option (mnist1d)")
     f.set_defaults(func=cmd_fetch)
@@ -202,9 +235,9 @@ def parser() -> argparse.ArgumentParser:
     def run_args(sp, by_hand: bool = True):
         if by_hand:
             sp.add_argument("--settings", required=True, help="YAML/JSON settings of one experiment")
-            sp.add_argument("--data-dir", default="data")
+            sp.add_argument("--data-dir", default="data", help="the data folder")
         sp.add_argument("--results", required=True, help="results folder of the experiment, e.g. results/NAME")
-        sp.add_argument("--seed", type=int, required=True)
+        sp.add_argument("--seed", type=int, required=True, help="the run's seed (init, data order, controls)")
         sp.add_argument("--device", default=None if not by_hand else "auto",
                         help="auto (GPU if visible), cpu, cuda, cuda:N")
         sp.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
@@ -218,7 +251,7 @@ def parser() -> argparse.ArgumentParser:
     pr = sub.add_parser("prune", help="one pruning round: the mask of level L",
                         description="Prune the previous level's trained weights of a chain to get level L's mask.")
     run_args(pr)
-    pr.add_argument("--level", type=int, required=True)
+    pr.add_argument("--level", type=int, required=True, help="the pruning level L >= 1 whose mask is made")
     pr.add_argument("--chain", action="append", choices=chains,
                     help="mask chain (repeatable; default: ticket)")
     pr.set_defaults(func=cmd_prune)
@@ -226,7 +259,7 @@ def parser() -> argparse.ArgumentParser:
     r = sub.add_parser("retrain", help="train variants at level L",
                        description="Train variants (ticket, reinit, random_prune, lr_rewind, finetune) at level L.")
     run_args(r)
-    r.add_argument("--level", type=int, required=True)
+    r.add_argument("--level", type=int, required=True, help="the pruning level L >= 1 whose variants are trained")
     r.add_argument("--variant", action="append", required=True, choices=list(SOURCE), help="repeatable")
     r.set_defaults(func=cmd_retrain)
 
@@ -234,12 +267,13 @@ def parser() -> argparse.ArgumentParser:
                        description="Run one planned job of the experiment whose settings.json is in --results.")
     j.add_argument("stage", choices=["dense", "rewind", "level", "transfer"])
     run_args(j, by_hand=False)
-    j.add_argument("--level", type=int, default=0)
-    j.add_argument("--chain", default="", choices=["", *chains])
-    j.add_argument("--target", default="")
+    j.add_argument("--level", type=int, default=0, help="level jobs: the pruning level")
+    j.add_argument("--chain", default="", choices=["", *chains], help="level jobs: the mask chain")
+    j.add_argument("--target", default="", help="transfer jobs: the transfer target")
     j.add_argument("--k", type=int, default=0, help="rewind point of a rewind job")
     j.add_argument("--fingerprint", help="the stage fingerprint the job was planned with (refused if stale)")
     j.add_argument("--runs", default="", help="level and transfer jobs: the id of their runs (in their marker's name)")
+    j.add_argument("--log", help="write the job's output to this file; print one line with its result")
     j.set_defaults(func=cmd_job)
 
     tr = sub.add_parser("track", help="log an experiment's finished runs to MLflow (those not logged yet)",
@@ -268,7 +302,11 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parser().parse_args(argv)
+    p = parser()
+    args, unknown = p.parse_known_args(argv)
+    if unknown:  # name the subcommand's usage, not the top level's
+        sub = next(a for a in p._actions if isinstance(a, argparse._SubParsersAction)).choices[args.command]
+        sub.error(f"unrecognized arguments: {' '.join(unknown)}")
     try:
         args.func(args)
     except LTHError as exc:

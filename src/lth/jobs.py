@@ -115,7 +115,7 @@ class Context:
         done = finished(self.plan.layout, key)
         if done is not None:
             return done
-        started = time.perf_counter()
+        started, started_at = time.perf_counter(), time.time()
         start = start_state(self, key)
         if key.level == 0 and not key.target:  # theta_0: the rewind point k = 0 and the reinit reference
             artifacts.save_tensors(self.plan.layout.init(key.seed), start.model.state_dict())
@@ -127,7 +127,7 @@ class Context:
         result = train(start.model, start.mask, splits, self.plan.settings.training, seg,
                        augment=self.augment(splits.info))
         record = write_run(self.plan.layout, key, start.model, start.mask, result,
-                           self.provenance(key.target, fp), started)
+                           self.provenance(key.target, fp), started, started_at)
         if self.track_uri:
             from lth.tracking import log_live
 

@@ -256,7 +256,9 @@ class Plan:
             out[f"{stage}_log"] = str(layout.log(f"{job.name}-{{fp}}"))
         out.update(settings=str(layout.settings), summary=str(layout.table("summary.csv")),
                    layer_density=str(layout.table("layer_density.csv")),
-                   analysis=str(layout.table("analysis-{analysis}.csv")), analysis_log=str(layout.log("analysis-{analysis}")))
+                   analysis=str(layout.table("analysis-{analysis}.csv")),
+                   **{f"{step}_log": str(layout.log(step.replace("analysis", "analysis-{analysis}")))
+                      for step in ("settings", "summary", "analysis", "report", "track", "tracking_store", "dvc")})
         return out
 
 

@@ -45,15 +45,18 @@ def finished(layout: Layout, key: RunKey) -> dict[str, Any] | None:
 
 
 def write_run(layout: Layout, key: RunKey, model, mask: dict, result: dict[str, Any],
-              provenance: dict[str, Any], started: float) -> dict[str, Any]:
-    """Write run `key`'s mask, trained weights and record; drop its resume checkpoint."""
+              provenance: dict[str, Any], started: float, started_at: float) -> dict[str, Any]:
+    """Write run `key`'s mask, trained weights and record; drop its resume checkpoint.
+
+    `started` is the run's start on the perf_counter clock (its wall time), `started_at` on the
+    epoch clock: the record keeps when the run trained (`times`), for tracking."""
     from lth import artifacts, masks
 
     record = {"seed": key.seed, "level": key.level, "variant": key.variant, "target": key.target or "",
               "weights_remaining": masks.density(mask), "layer_density": masks.layer_density(mask),
               "curves": result["curves"],
               "summary": {**result["summary"], "wall_seconds": time.perf_counter() - started},
-              "provenance": provenance}
+              "provenance": provenance, "times": {"start": started_at, "end": time.time()}}
     record["checksum"] = _checksum(record)
     artifacts.save_tensors(layout.mask(key), mask)
     artifacts.save_tensors(layout.final(key), model.state_dict())

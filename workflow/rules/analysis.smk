@@ -1,13 +1,6 @@
 # Analyses (lth.analyses): each registered analysis an experiment lists under `analyses` is one
 # job over the experiment's finished runs, writing a table beside summary.csv.
 
-from lth.parts import ANALYSES
-
-
-def analysis_csv(exp, name):
-    return PATTERNS["analysis"].format(exp=exp, analysis=name)
-
-
 rule analysis:
     input:
         settings=lambda wc: settings_json(wc.exp),

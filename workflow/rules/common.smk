@@ -3,16 +3,23 @@
 # and the value. Each experiment's plan (lth.plan) says which jobs exist, what each reads and
 # writes; the rules below only ask it.
 
+import json
 import os
+import shlex
 import sys
 from pathlib import Path
 
+from lth import pins
 from lth.errors import LTHError
-from lth.layout import tensors_file
+from lth.parts import ANALYSES
+from lth.layout import TENSORS_FILE, tensors_file
 from lth.plan import Plan, check_results_folder, plan_of
 from lth.config import load as load_config
 from lth.tracking import resolve_uri
 from lth.variants import SOURCE
+
+
+PROJECT = Path(str(workflow.current_basedir)).parents[1].as_posix()  # the repository: this file is in workflow/rules/
 
 
 def config_error(message):
@@ -20,7 +27,7 @@ def config_error(message):
 
 
 try:
-    _, _SETTINGS = load_config(config, f"{workflow.basedir}/workflow/schemas/config.schema.yaml",
+    _, _SETTINGS = load_config(config, f"{PROJECT}/workflow/schemas/config.schema.yaml",
                                ", ".join(map(str, workflow.configfiles)) or "config")
 except LTHError as exc:
     config_error(exc)
@@ -30,7 +37,7 @@ TRACKING = config["tracking"]
 TRACKING_URI = resolve_uri(TRACKING["uri"], ".") if TRACKING["enabled"] else None
 LIVE_TRACKING = bool(TRACKING_URI) and TRACKING["live"]
 # What every job of the workflow reads from settings.json besides the experiment itself.
-WORKFLOW = {"data_dir": DATA, "device": config["device"], "pins": f"{workflow.basedir}/data.dvc",
+WORKFLOW = {"data_dir": DATA, "device": config["device"], "pins": f"{PROJECT}/data.dvc",
             "tracking_uri": TRACKING_URI, "live_tracking": LIVE_TRACKING}
 
 PLANS = {}
@@ -102,3 +109,76 @@ wildcard_constraints:
     runs=r"[0-9a-f]{8}",
     chain="|".join(sorted({v.chain for v in SOURCE.values()})),
     target=r"[A-Za-z0-9][A-Za-z0-9_.-]*",
+
+
+# --- datasets (fetch.smk, versioning.smk) -------------------------------------------------------
+
+def data_error(message):
+    sys.exit(f"lth data error: {message}")
+
+
+try:
+    DATA_PINS = pins.load(f"{PROJECT}/data.dvc")
+except LTHError as exc:
+    data_error(exc)
+
+
+def datasets_of(exp):
+    """Dataset settings an experiment uses: its source, then its transfer targets."""
+    s = PLANS[exp].settings
+    return [s.dataset] + [t.dataset for t in s.transfer.targets.values()]
+
+
+# Every dataset the config uses: folder name -> dataset settings.
+DATASETS_USED = {tensors_file(DATA, d).parent.name: d for exp in EXPERIMENTS for d in datasets_of(exp)}
+
+
+def fetch_options(wildcards):
+    d = DATASETS_USED[wildcards.dataset]
+    return " ".join(shlex.quote(f"--option={k}={json.dumps(v)}") for k, v in sorted(d.options.thaw().items()))
+
+
+
+# --- analyses, reports, versioning ----------------------------------------------------------------
+
+def analysis_csv(exp, name):
+    return PATTERNS["analysis"].format(exp=exp, analysis=name)
+
+
+REPORTS = os.path.normpath(config["reports_dir"])
+REPORT_NOTEBOOK = f"{PROJECT}/notebooks/lth_report.ipynb"
+
+
+def report_html(exp):
+    return f"{REPORTS}/{exp}.html"
+
+
+def commit_pinned_data(wildcards):
+    """Commands that put the experiment's datasets tracked through data.dvc into the DVC cache, so that
+    `dvc push` uploads them too and a colleague's `dvc pull` needs no fetch. They are checked against
+    their pins first: `dvc commit` must never re-pin other bytes."""
+    files = dict.fromkeys(str(tensors_file(DATA, d)) for d in datasets_of(wildcards.exp))
+    files = " ".join(shlex.quote(f) for f in files if DATA_PINS.tracked(f))
+    if not files:
+        return ""
+    return (f"lth verify --pins {shlex.quote(str(DATA_PINS.file))} --data-dir {shlex.quote(DATA)} {files} && "
+            f"dvc --wait-for-lock commit --quiet --no-relink {files} && ")
+
+
+
+
+# --- training rules (train.smk) --------------------------------------------------------------------
+
+TRAIN_RESOURCES = dict(mem_mb=4000, runtime=lambda wc, attempt: 120 * attempt, gpu=1)
+
+
+def job_command(stage):
+    """`lth job STAGE`: its output goes to the job's log, one line per trained run to the terminal."""
+    return (f"lth job {stage} --results {{params.root:q}} --seed {{wildcards.seed}} {{params.key}} "
+            "--fingerprint {wildcards.fp} --threads {threads} --log {log:q}")
+
+
+def write_settings(exp, log):
+    """The `settings` rule: record the experiment's plan, for its jobs to read."""
+    Path(log).parent.mkdir(parents=True, exist_ok=True)
+    Path(log).write_text(f"{PLANS[exp].write()}\n")

@@ -3,15 +3,8 @@
 # holds the published numbers); the executed notebook is kept beside its HTML export, and the
 # figures are written as PNG and SVG. `snakemake --report report.html` collects those figures.
 
-REPORTS = os.path.normpath(config["reports_dir"])
-REPORT_NOTEBOOK = f"{workflow.basedir}/notebooks/lth_report.ipynb"
-
 
 report: "../report/workflow.rst"
-
-
-def report_html(exp):
-    return f"{REPORTS}/{exp}.html"
 
 
 rule report:
@@ -33,7 +26,7 @@ rule report:
         mem_mb=2000,
         runtime=20,
     log:
-        f"{RESULTS}/{{exp}}/logs/report.log",
+        PATTERNS["report_log"],
     localrule: True
     shell:
         "python -m lth.report --notebook {input.notebook:q} --results {params.results:q} "

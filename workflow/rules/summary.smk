@@ -8,6 +8,8 @@ rule summary:
     output:
         summary=PATTERNS["summary"],
         densities=PATTERNS["layer_density"],
+    log:
+        PATTERNS["summary_log"],
     params:
         root=experiment_root,
     resources:
@@ -15,4 +17,4 @@ rule summary:
         runtime=10,
     localrule: True
     shell:
-        "lth summarize --results {params.root:q}"
+        "lth summarize --results {params.root:q} > {log:q} 2>&1"

@@ -12,11 +12,13 @@ rule tracking_store:
         lambda wc: settings_json(wc.exp),
     output:
         f"{RESULTS}/{{exp}}/mlflow-experiment.txt",
+    log:
+        PATTERNS["tracking_store_log"],
     params:
         root=experiment_root,
     localrule: True
     shell:
-        "lth track --prepare --results {params.root:q} > {output:q}"
+        "lth track --prepare --results {params.root:q} > {output:q} 2> {log:q}"
 
 
 rule track:
@@ -25,6 +27,8 @@ rule track:
         runs=lambda wc: [str(p) for p in PLANS[wc.exp].targets()],
     output:
         f"{RESULTS}/{{exp}}/mlflow-logged.txt",
+    log:
+        PATTERNS["track_log"],
     params:
         root=experiment_root,
     resources:
@@ -32,4 +36,4 @@ rule track:
         runtime=30,
     localrule: True
     shell:
-        "lth track --results {params.root:q} > {output:q}"
+        "lth track --results {params.root:q} > {output:q} 2> {log:q}"

@@ -18,16 +18,13 @@ rule settings:
     """Record the experiment's plan (resolved settings, fingerprints, workflow options) for its jobs."""
     output:
         PATTERNS["settings"],
+    log:
+        PATTERNS["settings_log"],
     params:
         record=lambda wc: PLANS[wc.exp].record(),
     localrule: True
     run:
-        PLANS[wildcards.exp].write()
-
-
-TRAIN_RESOURCES = dict(mem_mb=4000, runtime=lambda wc, attempt: 120 * attempt, gpu=1)
-JOB_COMMAND = ("lth job {rule} --results {params.root:q} --seed {wildcards.seed} {params.key} "
-               "--fingerprint {wildcards.fp} --threads {threads} > {log:q} 2>&1")
+        write_settings(wildcards.exp, log[0])
 
 
 rule dense:
@@ -44,7 +41,7 @@ rule dense:
     log:
         PATTERNS["dense_log"],
     shell:
-        JOB_COMMAND
+        job_command("dense")
 
 
 rule rewind:
@@ -61,7 +58,7 @@ rule rewind:
     log:
         PATTERNS["rewind_log"],
     shell:
-        JOB_COMMAND
+        job_command("rewind")
 
 
 rule level:
@@ -78,7 +75,7 @@ rule level:
     log:
         PATTERNS["level_log"],
     shell:
-        JOB_COMMAND
+        job_command("level")
 
 
 rule transfer:
@@ -95,4 +92,4 @@ rule transfer:
     log:
         PATTERNS["transfer_log"],
     shell:
-        JOB_COMMAND
+        job_command("transfer")

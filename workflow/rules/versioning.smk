@@ -3,18 +3,6 @@
 # hashes of all its files (see .dvcignore for what is left out); commit those files with git and
 # `dvc push` uploads the files. README.md, "Sharing results with DVC", has the whole round trip.
 
-def commit_pinned_data(wildcards):
-    """Commands that put the experiment's datasets tracked through data.dvc into the DVC cache, so that
-    `dvc push` uploads them too and a colleague's `dvc pull` needs no fetch. They are checked against
-    their pins first: `dvc commit` must never re-pin other bytes."""
-    files = dict.fromkeys(str(tensors_file(DATA, d)) for d in datasets_of(wildcards.exp))
-    files = " ".join(shlex.quote(f) for f in files if DATA_PINS.tracked(f))
-    if not files:
-        return ""
-    return (f"lth verify --pins {shlex.quote(str(DATA_PINS.file))} --data-dir {shlex.quote(DATA)} {files} && "
-            f"dvc --wait-for-lock commit --quiet --no-relink {files} && ")
-
-
 rule dvc_add:
     """Version an experiment's finished results (after its summary) as results/<exp>.dvc."""
     input:
@@ -22,6 +10,8 @@ rule dvc_add:
         densities=PATTERNS["layer_density"],
     output:
         f"{RESULTS}/{{exp}}.dvc",
+    log:
+        PATTERNS["dvc_log"],
     params:
         folder=lambda wc: f"{RESULTS}/{wc.exp}",
         commit_data=commit_pinned_data,
@@ -29,7 +19,8 @@ rule dvc_add:
     # --no-relink: DVC leaves the files as they are (relinking re-stamps them, and Snakemake would
     # retrain); --wait-for-lock: experiments finishing together would fail on DVC's repository lock
     shell:
-        "export DVC_NO_ANALYTICS=1; {params.commit_data}dvc --wait-for-lock add --quiet --no-relink {params.folder:q}"
+        "(export DVC_NO_ANALYTICS=1; {params.commit_data}dvc --wait-for-lock add --quiet --no-relink {params.folder:q}) "
+        "> {log:q} 2>&1"
 
 
 rule version:
