@@ -153,16 +153,20 @@ def report_html(exp):
     return f"{REPORTS}/{exp}.html"
 
 
-def commit_pinned_data(wildcards):
-    """Commands that put the experiment's datasets tracked through data.dvc into the DVC cache, so that
-    `dvc push` uploads them too and a colleague's `dvc pull` needs no fetch. They are checked against
-    their pins first: `dvc commit` must never re-pin other bytes."""
-    files = dict.fromkeys(str(tensors_file(DATA, d)) for d in datasets_of(wildcards.exp))
-    files = " ".join(shlex.quote(f) for f in files if DATA_PINS.tracked(f))
+def commit_pinned(files):
+    """Commands that put the dataset files tracked through data.dvc into the DVC cache (`dvc status`
+    clean; `dvc push` uploads them, and a colleague's `dvc pull` needs no fetch). They are checked
+    against their pins first: `dvc commit` must never re-pin other bytes."""
+    files = " ".join(shlex.quote(str(f)) for f in dict.fromkeys(files) if DATA_PINS.tracked(f))
     if not files:
         return ""
     return (f"lth verify --pins {shlex.quote(str(DATA_PINS.file))} --data-dir {shlex.quote(DATA)} {files} && "
-            f"dvc --wait-for-lock commit --quiet --no-relink {files} && ")
+            f"DVC_NO_ANALYTICS=1 dvc --wait-for-lock commit --quiet --force --no-relink {files} && ")
+
+
+def commit_pinned_data(wildcards):
+    """`commit_pinned` for an experiment's datasets (the dvc_add rule)."""
+    return commit_pinned(tensors_file(DATA, d) for d in datasets_of(wildcards.exp))
 
 
 

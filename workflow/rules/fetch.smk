@@ -1,5 +1,6 @@
 # Stage 1: materialise a dataset (generate it offline, or through torchvision) and verify it against
 # the md5 that data.dvc pins (lth.pins): training never starts on other bytes than the pinned ones.
+# A pinned file in the project's data folder also goes into the DVC cache (`dvc status` is clean).
 # Nothing is hashed at parse time: each training job checks the pinned files it reads.
 
 rule fetch:
@@ -13,6 +14,7 @@ rule fetch:
         download="--download" if config["download"] else "",
         pins=DATA_PINS.file,
         data=lambda wc, output: str(Path(output[0]).parent.parent),
+        commit=lambda wc, output: commit_pinned([output[0]]),
     resources:
         mem_mb=4000,
         runtime=lambda wc, attempt: 60 * attempt,
@@ -21,4 +23,5 @@ rule fetch:
     # `lth verify` logs whether the file is pinned; a mismatch goes to the terminal and fails the job
     shell:
         "lth fetch {params.name:q} --data-dir {params.data:q} {params.download} {params.options} > {log:q} 2>&1 && "
-        "lth verify --pins {params.pins:q} --data-dir {params.data:q} {output:q} >> {log:q}"
+        "lth verify --pins {params.pins:q} --data-dir {params.data:q} {output:q} >> {log:q} && "
+        "({params.commit}true) >> {log:q} 2>&1"
