@@ -6,7 +6,8 @@ rule summary:
         settings=lambda wc: settings_json(wc.exp),
         runs=lambda wc: [str(p) for p in PLANS[wc.exp].targets()],
     output:
-        summary=PATTERNS["summary"],
+        summary=report(PATTERNS["summary"], caption="../report/summary.rst", category="Data",
+                       labels={"experiment": "{exp}", "table": "summary.csv"}),
         densities=PATTERNS["layer_density"],
     log:
         PATTERNS["summary_log"],

@@ -1,19 +1,29 @@
 """Stage 7: the regenerated paper report (notebooks/lth_report.ipynb calls these; no torch needed).
 
 The notebook stays thin so that what it computes is unit-tested here, one module per job: `tables`
-reads and checks a results folder, `stats` computes the numbers, tables and text, `figures` draws,
-and `notebook` shows them on the page and runs the notebook (`python -m lth.report`, what the
-workflow runs: papermill, then a self-contained HTML export). The names the notebook and the tests
-use are re-exported here, so that `from lth import report; report.load(...)` works.
+reads and checks a results folder, `stats` computes the numbers and tables, `headline` decides the
+headline by a stated statistical rule, `about` says what the results hold and lack (and the
+appendix), `figures` draws and `captions` says what was drawn, and `notebook` shows them on the
+page and runs the notebook (`python -m lth.report`, what the workflow runs: papermill, then a
+self-contained HTML export). The names the notebook and the tests use are re-exported here, so
+that `from lth import report; report.load(...)` works.
 """
 
-from lth.report.figures import plot_accuracy, plot_curves, plot_early_stop, plot_layer_density, plot_transfer
+from lth.report.about import config_yaml, describe, expected, missing, missing_text, overview, published_text
+from lth.report.captions import (accuracy_caption, curves_caption, differences_caption, early_stop_caption,
+                                 layer_density_caption, transfer_caption)
+from lth.report.figures import (plot_accuracy, plot_curves, plot_differences, plot_early_stop, plot_layer_density,
+                                plot_transfer)
+from lth.report.headline import MARGIN, headline, headline_table, headline_text, rule_text, title
+from lth.report.notebook import plain_errors, show_code, show_download, show_figure, show_markdown, show_table
+from lth.report.stats import (chance_levels, comparison_table, curve_variants, curves, differences, estimate,
+                              pick_levels, transfer_table, versus)
 from lth.report.tables import load, normalise_published
-from lth.report.notebook import plain_errors, show_figure, show_markdown, show_table
-from lth.report.stats import (comparison_table, curve_variants, curves, describe, headline, headline_table,
-                              headline_text, pick_levels, title, transfer_table)
 
-__all__ = ["comparison_table", "curve_variants", "curves", "describe", "headline", "headline_table", "headline_text",
-           "load", "normalise_published", "pick_levels", "plain_errors", "plot_accuracy", "plot_curves",
-           "plot_early_stop", "plot_layer_density", "plot_transfer", "show_figure", "show_markdown", "show_table",
-           "title", "transfer_table"]
+__all__ = ["MARGIN", "accuracy_caption", "chance_levels", "comparison_table", "config_yaml", "curve_variants",
+           "curves", "curves_caption", "describe", "differences", "differences_caption", "early_stop_caption",
+           "estimate", "expected", "headline", "headline_table", "headline_text", "layer_density_caption", "load",
+           "missing", "missing_text", "normalise_published", "overview", "pick_levels", "plain_errors",
+           "plot_accuracy", "plot_curves", "plot_differences", "plot_early_stop", "plot_layer_density",
+           "plot_transfer", "published_text", "rule_text", "show_code", "show_download", "show_figure", "show_markdown",
+           "show_table", "title", "transfer_caption", "transfer_table", "versus"]

@@ -5,22 +5,34 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
+from matplotlib import colormaps
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormatter
 
 from lth.variants import DENSE
-from lth.report.stats import CHAIN_HEADS, COLOURS, by_level, variants, wr
+from lth.report.headline import MARGIN, Headline
+from lth.report.stats import CHAIN_HEADS, COLOURS, by_level, controls, differences, variants, wr
+
+MARKERS = "osD^v<>phP*X"
+
+
+def _log_axis(axis, lo: float, hi: float) -> None:
+    """A log axis in percent, ticks at 1-2-5, or at every digit when it spans less than a decade
+    (a few levels' worth), so that it always has labels to read the data by."""
+    subs = (1.0, 2.0, 5.0) if max(lo, hi) >= 10 * min(lo, hi) else tuple(range(1, 10))
+    axis.set_major_locator(LogLocator(base=10, subs=subs))
+    axis.set_major_formatter(FuncFormatter(lambda x, _: f"{x:g}"))
+    axis.set_minor_formatter(NullFormatter())
 
 
 def _log_weights_axis(ax) -> None:
-    """Weights remaining on a log axis, 100% at the left, ticks at 1-2-5 in percent."""
+    """Weights remaining on a log axis, 100% at the left."""
     ax.set_xscale("log")
-    ax.xaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
-    ax.xaxis.set_major_formatter(FuncFormatter(lambda x, _: f"{x:g}"))
-    ax.xaxis.set_minor_formatter(NullFormatter())
     lo, hi = ax.get_xlim()
     ax.set_xlim(max(hi, 100 * 1.05), lo)
+    _log_axis(ax.xaxis, lo, max(hi, 100))
     ax.set_xlabel("weights remaining (%, log scale)")
     ax.grid(True, which="major", alpha=0.3)
 
@@ -44,12 +56,12 @@ def _per_variant(ax, summary: pd.DataFrame, column: str, scale: float, from_dens
 
 
 def plot_accuracy(summary: pd.DataFrame, published: pd.DataFrame | None = None) -> Figure:
-    """Figure 1: final test accuracy vs weights remaining, one line per variant; paper's numbers as markers."""
+    """Figure 1: final test accuracy vs weights remaining, one line per variant; paper's numbers as diamonds."""
     fig = Figure(figsize=(7.5, 4.5), layout="constrained")
     ax = fig.add_subplot()
     _per_variant(ax, summary, "test_accuracy", 100)
-    for v, rows in (published.groupby("variant") if published is not None else []):
-        ax.scatter(100 * rows["weights_remaining"], 100 * rows["test_accuracy"], marker="D", s=30,
+    for v, rows in (published.groupby("variant", sort=False) if published is not None else []):
+        ax.scatter(100 * rows["weights_remaining"], 100 * rows["test_accuracy"], marker="D", s=36,
                    color=COLOURS.get(v, "black"), edgecolor="black", zorder=5, label=f"{v} (paper)")
     _log_weights_axis(ax)
     ax.set_ylabel("test accuracy (%)")
@@ -58,8 +70,42 @@ def plot_accuracy(summary: pd.DataFrame, published: pd.DataFrame | None = None) 
     return fig
 
 
+def plot_differences(summary: pd.DataFrame, head: Headline | None = None) -> Figure:
+    """Figure 2: the headline's variant minus dense (with the rule's -1-point margin) and minus each
+    control, per level: mean and 95 % interval over seeds, paired by seed. It shows what the
+    accuracy figure's overlapping bands cannot: whether a difference stands out of the noise."""
+    present = variants(summary)
+    variant = next((v for v in CHAIN_HEADS if v in present), present[0] if present else None)
+    panels = [[DENSE]] + ([controls(summary)] if variant == "ticket" and controls(summary) else [])
+    fig = Figure(figsize=(5.2 * len(panels), 4.2), layout="constrained")
+    axes = fig.subplots(1, len(panels), squeeze=False)[0]
+    for ax, others in zip(axes, panels):
+        for i, other in enumerate(others):
+            d = differences(summary, variant, other)
+            x = 100 * d["weights_remaining"] * 1.03 ** (i - (len(others) - 1) / 2)  # side by side, not on top
+            colour = COLOURS.get(other, f"C{i}")
+            ax.plot(x, 100 * d["mean"], marker="o", markersize=4, color=colour, label=f"{variant} − {other}")
+            bars = d[np.isfinite(d["lo"])] if not d.empty else d
+            ax.errorbar(x[bars.index], 100 * bars["mean"], fmt="none", capsize=3, color=colour,
+                        yerr=[100 * (bars["mean"] - bars["lo"]), 100 * (bars["hi"] - bars["mean"])])
+        ax.axhline(0, color="black", linewidth=1)
+        if others == [DENSE]:
+            ax.axhline(-100 * MARGIN, color="C3", linestyle=":",
+                       label=f"−{100 * MARGIN:g} point (the headline's margin)")
+            if head is not None and head.matched:
+                basis = " (point estimate)" if head.basis == "point" else ""
+                ax.axvline(100 * head.matched.weights_remaining, color="0.5", linestyle="--", linewidth=1,
+                           label=f"matches dense down to {wr(head.matched.weights_remaining)} %{basis}")
+        _log_weights_axis(ax)
+        ax.set_ylabel("difference in test accuracy (points)")
+        spread = "mean, 95 % CI over seeds" if summary["seed"].nunique() > 1 else "one seed: no interval"
+        ax.set_title(f"{variant} − {'dense' if others == [DENSE] else 'control'} ({spread})")
+        ax.legend(fontsize="small", loc="best")
+    return fig
+
+
 def plot_early_stop(summary: pd.DataFrame) -> Figure:
-    """Figure 2: iteration of minimum validation loss vs weights remaining, per variant."""
+    """Figure 3: iteration of minimum validation loss vs weights remaining, per variant."""
     fig = Figure(figsize=(7.5, 4.5), layout="constrained")
     ax = fig.add_subplot()
     _per_variant(ax, summary, "early_stop_iteration", 1)
@@ -71,7 +117,7 @@ def plot_early_stop(summary: pd.DataFrame) -> Figure:
 
 
 def plot_curves(data: pd.DataFrame, levels: list[int]) -> Figure:
-    """Figure 3: test accuracy over training iterations at a few levels, dense as the reference."""
+    """Figure 4: test accuracy over training iterations at a few levels, dense as the reference."""
     fig = Figure(figsize=(4.2 * max(len(levels), 1), 4), layout="constrained")
     axes = fig.subplots(1, max(len(levels), 1), sharey=True, squeeze=False)[0]
     for ax, level in zip(axes, levels):
@@ -84,47 +130,59 @@ def plot_curves(data: pd.DataFrame, levels: list[int]) -> Figure:
         ax.set_xlabel("training iteration")
         ax.grid(True, alpha=0.3)
     axes[0].set_ylabel("test accuracy (%)")
-    axes[0].legend(fontsize="small", loc="lower right")
+    if axes[0].get_legend_handles_labels()[0]:
+        axes[0].legend(fontsize="small", loc="lower right")
     return fig
 
 
 def plot_layer_density(density: pd.DataFrame, summary: pd.DataFrame) -> Figure:
-    """Figure 4: density of each prunable layer across levels, one panel per mask chain."""
+    """Figure 5: density of each prunable layer across levels, one panel per mask chain. Layers pruned
+    at the same rate coincide: each gets its own marker and a small sideways offset, the ones drawn
+    first are wider, and the legend names the layer a line coincides with, so every layer shows."""
     chains = [v for v in CHAIN_HEADS if v in set(density["variant"])] or variants(summary)[:1]
-    fig = Figure(figsize=(4.5 * max(len(chains), 1), 4), layout="constrained")
+    fig = Figure(figsize=(5.2 * max(len(chains), 1), 4.4), layout="constrained")
     axes = fig.subplots(1, max(len(chains), 1), sharey=True, squeeze=False)[0]
     for ax, chain in zip(axes, chains):
         rows = density[(density["variant"] == chain) | (density["level"] == 0)]
-        for layer, r in rows.groupby("layer", sort=False):
-            m = r.groupby("level")["density"].mean()
-            ax.plot(m.index, 100 * m.values, marker="o", markersize=3, label=layer)
+        series = {layer: r.groupby("level")["density"].mean() for layer, r in rows.groupby("layer", sort=False)}
+        k = len(series)
+        palette = colormaps["tab10" if k <= 10 else "tab20"].colors
+        for i, (layer, m) in enumerate(series.items()):
+            same = next((other for other in list(series)[:i] if series[other].equals(m)), None)
+            offset = 0.24 * (i / (k - 1) - 0.5) if k > 1 else 0.0
+            ax.plot(m.index + offset, 100 * m.values, marker=MARKERS[i % len(MARKERS)],
+                    markersize=7 - 4 * i / max(k - 1, 1), linewidth=2.6 - 1.6 * i / max(k - 1, 1),
+                    color=palette[i % len(palette)], zorder=2 + i, label=layer + (f" (same as {same})" if same else ""))
         chain_rows = summary[(summary["variant"] == chain) | (summary["level"] == 0)]
         overall = chain_rows.groupby("level")["weights_remaining"].mean()
-        ax.plot(overall.index, 100 * overall.values, color="black", linestyle="--", label="all prunable weights")
+        ax.plot(overall.index, 100 * overall.values, color="black", linestyle="--", linewidth=1, zorder=2 + k,
+                label="all prunable weights")
         ax.set_yscale("log")
-        ax.yaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
-        ax.yaxis.set_major_formatter(FuncFormatter(lambda y, _: f"{y:g}"))
-        ax.yaxis.set_minor_formatter(NullFormatter())
+        _log_axis(ax.yaxis, *ax.get_ylim())
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_title(f"{chain} masks")
-        ax.set_xlabel("pruning level")
+        ax.set_xlabel("pruning level (layers offset sideways to stay visible)")
         ax.grid(True, alpha=0.3)
     axes[0].set_ylabel("weights remaining in the layer (%, log scale)")
     axes[0].legend(fontsize="small", loc="lower left")
     return fig
 
 
-def plot_transfer(transfer: pd.DataFrame) -> Figure:
-    """Figure 5: test accuracy on each transfer target vs weights remaining, per variant."""
+def plot_transfer(transfer: pd.DataFrame, chance: dict[str, float] | None = None) -> Figure:
+    """Figure 6: test accuracy on each transfer target vs weights remaining, per variant. Each target
+    has its own y axis (their accuracies differ too much to share one) and its chance line."""
     targets = sorted(transfer["target"].unique())
-    fig = Figure(figsize=(4.8 * len(targets), 4), layout="constrained")
-    axes = fig.subplots(1, len(targets), sharey=True, squeeze=False)[0]
+    fig = Figure(figsize=(5.2 * len(targets), 4.2), layout="constrained")
+    axes = fig.subplots(1, len(targets), squeeze=False)[0]
     for ax, target in zip(axes, targets):
         _per_variant(ax, transfer[transfer["target"] == target], "test_accuracy", 100, from_dense=False)
+        if target in (chance or {}):
+            ax.axhline(100 * chance[target], color="black", linestyle=":", linewidth=1.2,
+                       label=f"chance (1/{round(1 / chance[target])} classes)")
         _log_weights_axis(ax)
         ax.set_title(f"target: {target}")
-    axes[0].set_ylabel("test accuracy on the target (%)")
-    axes[0].legend(fontsize="small", loc="best")
+        ax.set_ylabel("test accuracy on the target (%)")
+        ax.legend(fontsize="small", loc="best")
     return fig
 
 

@@ -26,6 +26,24 @@ def figure_html(png: bytes, name: str, caption: str) -> str:
             f"<figcaption>{html.escape(caption)}</figcaption></figure>")
 
 
+def download_html(path: str | Path, name: str, what: str) -> str:
+    """A link that downloads `path` from inside the page (a data: URI): the numbers travel with the
+    report wherever it is opened or sent, which a relative link to the results folder would not."""
+    data = Path(path).read_bytes()
+    rows = max(data.count(b"\n") - 1, 0)
+    return (f'<p id="download-{name}">Data: <a download="{html.escape(name)}" '
+            f'href="data:text/csv;base64,{base64.b64encode(data).decode()}">{html.escape(name)}</a> '
+            f"({html.escape(what)}, {rows} rows, embedded in this page; "
+            f"from <code>{html.escape(str(path))}</code>)</p>")
+
+
+def code_html(text: str, name: str) -> str:
+    """A block of text shown as written (monospace, indentation kept), which a Markdown code block in
+    the exported page is not."""
+    return (f'<pre id="code-{name}" class="lth-code" style="font-family: monospace; font-size: 0.85em; '
+            f'background: #f6f6f6; padding: 0.6em; overflow-x: auto">{html.escape(text)}</pre>')
+
+
 def table_html(table: pd.DataFrame, name: str) -> str:
     return table.to_html(index=False, table_id=f"table-{name}", classes="lth-table", border=0, escape=True)
 
@@ -34,6 +52,18 @@ def show_figure(fig: Figure, name: str, caption: str, outdir: str | Path | None 
     from IPython.display import HTML, display
 
     display(HTML(figure_html(save_figure(fig, name, outdir), name, caption)))
+
+
+def show_download(path: str | Path, name: str, what: str) -> None:
+    from IPython.display import HTML, display
+
+    display(HTML(download_html(path, name, what)))
+
+
+def show_code(text: str, name: str) -> None:
+    from IPython.display import HTML, display
+
+    display(HTML(code_html(text, name)))
 
 
 def show_table(table: pd.DataFrame, name: str) -> None:
@@ -45,7 +75,8 @@ def show_table(table: pd.DataFrame, name: str) -> None:
 def show_markdown(text: str) -> None:
     from IPython.display import Markdown, display
 
-    display(Markdown(text))
+    if text:  # an empty section shows nothing rather than an empty block
+        display(Markdown(text))
 
 
 def plain_errors() -> None:

@@ -1,18 +1,15 @@
-"""The report's numbers, tables and text, computed from loaded results (no matplotlib, so that they
-are cheap to compute and unit-testable on small tables): the headline, ours beside the paper's, the
-transfer table, and what was run."""
+"""The report's numbers and tables, computed from loaded results (no matplotlib, so that they are
+cheap to compute and unit-testable on small tables): means per level, differences between variants
+with 95 % intervals over seeds, ours beside the paper's, the transfer table, and the curves."""
 
 from __future__ import annotations
 
-import json
 import math
-import platform
-import sys
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
-import yaml
 
 from lth.variants import DENSE
 from lth.report.tables import Results
@@ -23,7 +20,8 @@ from lth.report.tables import Results
 COLOURS = {DENSE: "0.35", "ticket": "C0", "ticket_transfer": "C0", "reinit": "C1", "mask_transfer": "C1",
            "random_prune": "C2", "lr_rewind": "C3", "finetune": "C4"}
 CHAIN_HEADS = ("ticket", "lr_rewind", "finetune")  # variants whose masks differ (the baselines share the ticket's)
-TOLERANCE = 0.01  # "within one point of dense"
+CONTROLS = ("random_prune", "reinit")  # the ticket's controls: its mask with a new init, a random mask with its init
+CONFIDENCE = 0.95
 
 
 def by_level(summary: pd.DataFrame, column: str = "test_accuracy") -> pd.DataFrame:
@@ -44,52 +42,74 @@ def variants(summary: pd.DataFrame) -> list[str]:
     return [v for v in COLOURS if v in present] + [v for v in present if v not in COLOURS]
 
 
-@dataclass
-class Headline:
-    """The smallest weights remaining at which `variant` stays within one point of dense, and what else scores there."""
+@dataclass(frozen=True)
+class Estimate:
+    """A mean over n seeds and its 95 % t-interval; the bounds are NaN with fewer than two seeds
+    (no spread, so no interval), and everything is NaN with none."""
 
-    variant: str
-    dense_mean: float
-    dense_std: float
-    seeds: int
-    within: bool  # False: already more than a point below dense at the first pruned level
-    level: int
-    weights_remaining: float
-    mean: float
-    std: float
-    baseline: str | None = None
-    baseline_mean: float = math.nan
-    # the sparsest level within one point, when the variant comes back within after a dip
-    sparsest_level: int | None = None
-    sparsest_weights_remaining: float = math.nan
+    n: int
+    mean: float = math.nan
+    lo: float = math.nan
+    hi: float = math.nan
 
     @property
-    def difference(self) -> float:
-        return self.mean - self.baseline_mean
+    def has_interval(self) -> bool:
+        return self.n >= 2 and not math.isnan(self.lo)
 
 
-def headline(summary: pd.DataFrame, tolerance: float = TOLERANCE) -> Headline | None:
-    """Walk the levels from dense downwards while the ticket (else the first chain present) stays
-    within `tolerance` of dense; the last level passed is the headline. None if nothing was pruned."""
+def t_factor(n: int) -> float:
+    """The interval's half-width in standard errors for n seeds (t-distribution, n - 1 degrees of
+    freedom): few seeds give honest, wide intervals (12.7 with two)."""
+    from scipy import stats
+
+    return float(stats.t.ppf(0.5 + CONFIDENCE / 2, n - 1))
+
+
+def estimate(values) -> Estimate:
+    """Mean and t-interval of `values` (one per seed)."""
+    x = np.asarray(values, dtype=float)
+    if len(x) == 0:
+        return Estimate(0)
+    mean = float(x.mean())
+    if len(x) < 2:
+        return Estimate(1, mean)
+    half = t_factor(len(x)) * x.std(ddof=1) / math.sqrt(len(x))
+    return Estimate(len(x), mean, mean - half, mean + half)
+
+
+def _per_seed(summary: pd.DataFrame, variant: str, level: int) -> pd.Series:
+    rows = summary[(summary["variant"] == variant) & (summary["level"] == level)]
+    return rows.groupby("seed")["test_accuracy"].mean()
+
+
+def paired(summary: pd.DataFrame, variant: str, level: int, other: str, other_level: int | None = None) -> Estimate:
+    """`variant` minus `other` in test accuracy at `level` (`other` at `other_level`: dense at 0),
+    paired by seed: the runs of one seed share their initialisation, so pairing removes its noise."""
+    a = _per_seed(summary, variant, level)
+    b = _per_seed(summary, other, level if other_level is None else other_level)
+    both = a.index.intersection(b.index)
+    return estimate(a[both] - b[both])
+
+
+def versus(summary: pd.DataFrame, variant: str, level: int, other: str) -> Estimate:
+    """`variant` minus `other` at `level`, where dense is always taken at level 0."""
+    return paired(summary, variant, level, other, 0 if other == DENSE else None)
+
+
+def differences(summary: pd.DataFrame, variant: str, other: str) -> pd.DataFrame:
+    """`variant` minus `other` at every level where `variant` has runs (see `versus`)."""
+    rows = []
+    for level, runs in summary[(summary["variant"] == variant) & (summary["level"] > 0)].groupby("level"):
+        e = versus(summary, variant, int(level), other)
+        rows.append({"level": int(level), "weights_remaining": runs["weights_remaining"].mean(), "n": e.n,
+                     "mean": e.mean, "lo": e.lo, "hi": e.hi})
+    return pd.DataFrame(rows, columns=["level", "weights_remaining", "n", "mean", "lo", "hi"])
+
+
+def controls(summary: pd.DataFrame) -> list[str]:
+    """The ticket's controls present in the results, in a fixed order."""
     present = variants(summary)
-    variant = next((v for v in CHAIN_HEADS if v in present), present[0] if present else None)
-    if variant is None:
-        return None
-    stats = by_level(summary)
-    dense = stats[stats["level"] == 0].iloc[0]
-    rows = stats[stats["variant"] == variant].sort_values("level")
-    within = rows["mean"] >= dense["mean"] - tolerance
-    passed = within.cummin()
-    at = rows[passed].iloc[-1] if passed.any() else rows.iloc[0]
-    sparsest = rows[within].iloc[-1] if within.any() else at
-    baseline = next((v for v in ("random_prune", "reinit") if v in present and v != variant), None)
-    base = stats[(stats["variant"] == baseline) & (stats["level"] == at["level"])]
-    return Headline(variant=variant, dense_mean=dense["mean"], dense_std=dense["std"], seeds=int(dense["seeds"]),
-                    within=bool(passed.any()), level=int(at["level"]), weights_remaining=at["weights_remaining"],
-                    mean=at["mean"], std=at["std"], baseline=baseline,
-                    baseline_mean=base["mean"].iloc[0] if not base.empty else math.nan,
-                    sparsest_level=int(sparsest["level"]) if sparsest["level"] != at["level"] else None,
-                    sparsest_weights_remaining=sparsest["weights_remaining"])
+    return [c for c in CONTROLS if c in present]
 
 
 def pct(x: float, digits: int = 2) -> str:
@@ -106,24 +126,13 @@ def points(x: float) -> str:
     return "n/a" if pd.isna(x) else f"{100 * x:+.2f}"
 
 
-def headline_table(summary: pd.DataFrame, head: Headline) -> pd.DataFrame:
-    """Every variant at the headline level beside dense, in accuracy points."""
-    stats = by_level(summary)
-    dense = stats[stats["level"] == 0].iloc[0]
-    rows = [stats[stats["level"] == 0]] + [stats[(stats["level"] == head.level) & (stats["variant"] == v)]
-                                           for v in variants(summary)]
-    table = pd.concat(rows)
-    ref = table.loc[table["variant"] == head.variant, "mean"].iloc[0]
-    return pd.DataFrame({
-        "variant": table["variant"],
-        "level": table["level"],
-        "weights remaining (%)": table["weights_remaining"].map(wr),
-        "test accuracy (%)": table["mean"].map(pct),
-        "std (%)": table["std"].map(pct),
-        "seeds": table["seeds"],
-        "minus dense (points)": (table["mean"] - dense["mean"]).map(points),
-        f"{head.variant} minus it (points)": (ref - table["mean"]).map(points),
-    }).reset_index(drop=True)
+def interval(e: Estimate) -> str:
+    """An estimate's 95 % interval in points, or why there is none."""
+    if e.n == 0:
+        return "n/a (no paired runs)"
+    if not e.has_interval:
+        return "none (1 seed)"
+    return f"[{points(e.lo)}, {points(e.hi)}]"
 
 
 def comparison_table(summary: pd.DataFrame, published: pd.DataFrame, max_ratio: float = 1.25) -> pd.DataFrame:
@@ -161,73 +170,18 @@ def transfer_table(transfer: pd.DataFrame) -> pd.DataFrame:
     return pd.concat(out, ignore_index=True) if out else pd.DataFrame()
 
 
-def provenance(results: Results) -> dict[str, list[str]]:
-    """Every distinct value of each provenance field over the runs (more than one means mixed runs)."""
-    seen: dict[str, dict[str, None]] = {}
-    for row in results.summary[["seed", "level", "variant"]].drop_duplicates().itertuples(index=False):
-        for key, value in (results.metrics(*row).get("provenance") or {}).items():
-            seen.setdefault(key, {})[str(value)] = None
-    return {k: list(v) for k, v in seen.items()}
+def chance_levels(config: dict[str, Any], targets) -> dict[str, float]:
+    """Chance accuracy (1 / classes) on each transfer target whose dataset is known: the floor an
+    accuracy on the target should be read against."""
+    from lth.parts import DATASETS
 
-
-def headline_text(head: Headline | None) -> str:
-    if head is None:
-        return "Nothing was pruned yet: only the dense network is in the results."
-    dense = f"Dense: **{pct(head.dense_mean)} ± {pct(head.dense_std)} %** test accuracy ({head.seeds} seed(s))."
-    at = f"{wr(head.weights_remaining)} % weights remaining (level {head.level})"
-    if head.within:
-        text = (f"{dense} **{head.variant}** stays within one point of dense down to **{at}**, "
-                f"at {pct(head.mean)} ± {pct(head.std)} %")
-    else:
-        text = (f"{dense} **{head.variant}** is more than one point below dense already at {at}: "
-                f"{pct(head.mean)} ± {pct(head.std)} %")
-    if head.baseline:
-        text += f"; {head.variant} minus {head.baseline} there: **{points(head.difference)} points**"
-    if head.sparsest_level is not None:
-        text += (f". After dropping below, it is back within one point as sparse as "
-                 f"{wr(head.sparsest_weights_remaining)} % (level {head.sparsest_level})")
-    return text + "."
-
-
-def title(results: Results, head: Headline | None) -> str:
-    """Markdown: the report's title and its headline numbers."""
-    return f"# {results.experiment}: lottery-ticket report\n\n{headline_text(head)}"
-
-
-def describe(results: Results) -> str:
-    """Markdown: what was run (config, versions, git commit, data checksum) and the paper it reproduces."""
-    s = results.summary
-    prov = provenance(results)
-    config = {k: v for k, v in results.config.items() if k not in ("seeds", "variants")}
-    seeds = sorted(int(x) for x in s["seed"].unique())
-    targets = not results.transfer.empty
-
-    def one(key: str) -> str:
-        values = prov.get(key, ["not recorded"])
-        return f"`{values[0]}`" if len(values) == 1 else "mixed: " + ", ".join(f"`{v}`" for v in values)
-
-    lines = [
-        "## What was run",
-        "",
-        f"- Results: `{results.root}`, {len(s)} runs: seeds {', '.join(map(str, seeds))}; "
-        f"levels 0-{int(s['level'].max())}; variants {', '.join([DENSE] + variants(s))}"
-        + (f"; transfer targets {', '.join(sorted(results.transfer['target'].unique()))}" if targets else ""),
-        f"- Versions: lth {one('lth_version')}, torch {one('torch_version')}; device {one('device')}",
-        f"- Git commit: {one('git_commit')}",
-        f"- Dataset sha256: {one('dataset_sha256')}",
-        f"- Settings fingerprint: {one('settings_fingerprint')}",
-        f"- Report kernel: Python {platform.python_version()} in `{sys.prefix}`",
-    ]
-    if results.reference:
-        r = results.reference
-        lines += ["", f"Published numbers: {r.get('citation', 'no citation given')}."]
-        lines += [f"- {finding}" for finding in r.get("findings") or []]
-        notes = {k: v for k, v in r.items() if k not in ("citation", "findings", "published")}
-        lines += [f"- {k}: {json.dumps(v)}" for k, v in notes.items()]
-    if config:
-        dump = yaml.safe_dump(config, sort_keys=False, default_flow_style=None, width=100).rstrip()
-        lines += ["", "Config:", "", "```yaml", dump, "```"]
-    return "\n".join(lines)
+    configured = (config.get("transfer") or {}).get("targets") or {}
+    out = {}
+    for target in targets:
+        name = ((configured.get(target) or {}).get("dataset") or {}).get("name", target)
+        if name in DATASETS:
+            out[target] = 1.0 / DATASETS[name].num_classes
+    return out
 
 
 def pick_levels(levels: list[int], n: int = 3) -> list[int]:
@@ -239,12 +193,13 @@ def pick_levels(levels: list[int], n: int = 3) -> list[int]:
 
 
 def curves(results: Results, levels: list[int], wanted: list[str]) -> pd.DataFrame:
-    """Test-accuracy curves (one row per evaluation) of the dense runs and of `wanted` at `levels`."""
+    """Test-accuracy curves (one row per evaluation) of the dense runs and of `wanted` at `levels`;
+    a run without a readable record is left out (the page lists them)."""
     keys = results.summary[(results.summary["level"] == 0)
                            | (results.summary["level"].isin(levels) & results.summary["variant"].isin(wanted))]
     rows = []
     for k in keys[["seed", "level", "variant", "weights_remaining"]].itertuples(index=False):
-        for point in results.metrics(k.seed, k.level, k.variant).get("curves") or []:
+        for point in (results.record(k.seed, k.level, k.variant) or {}).get("curves") or []:
             if point.get("test_accuracy") is not None:
                 rows.append({"seed": k.seed, "level": k.level, "variant": k.variant,
                              "weights_remaining": k.weights_remaining,

@@ -73,17 +73,28 @@ class Results:
     config: dict[str, Any]
     reference: dict[str, Any] = field(default_factory=dict)
 
+    _records: dict[tuple[int, int, str], dict[str, Any] | None] = field(default_factory=dict, repr=False)
+    unreadable: dict[tuple[int, int, str], str] = field(default_factory=dict, repr=False)  # run -> why
+
     @property
     def published(self) -> pd.DataFrame:
         return normalise_published(self.reference)
 
-    def metrics(self, seed: int, level: int, variant: str) -> dict[str, Any]:
+    def record(self, seed: int, level: int, variant: str) -> dict[str, Any] | None:
+        """A run's metrics.json, read once; None when it cannot be read (no settings.json, no record,
+        a damaged one: why is kept in `unreadable`), so that the page can leave that run's curves out
+        and say so instead of failing."""
         from lth.layout import RunKey
         from lth.plan import Plan
-
         from lth.results import read_record
 
-        return read_record(Plan.from_results(self.root).layout.metrics(RunKey(int(seed), int(level), variant)))
+        key = (int(seed), int(level), str(variant))
+        if key not in self._records:
+            try:
+                self._records[key] = read_record(Plan.from_results(self.root).layout.metrics(RunKey(*key)))
+            except (LTHError, OSError) as exc:
+                self._records[key], self.unreadable[key] = None, str(exc)
+        return self._records[key]
 
 
 def load(results: str | Path, experiment: str = "", config_json: str = "", configfile: str = "") -> Results:
@@ -133,24 +144,36 @@ def _config(root: Path, experiment: str, config_json: str, configfile: str) -> d
 
 
 def normalise_published(reference: dict[str, Any] | None) -> pd.DataFrame:
-    """A preset's published numbers as rows (variant, weights_remaining, test_accuracy).
+    """A preset's published numbers as rows (variant, weights_remaining, test_accuracy), fractions.
 
     Presets write them two ways: `published: [{variant, weights_remaining, test_accuracy}]` (one
     row per point) or `published: [{weights_remaining, <variant>: accuracy, ...}]` (one row per
-    sparsity); a `dense_test_accuracy` (a number or {mean}) is the dense point at 100%.
+    sparsity); a `dense_test_accuracy` is the dense point at 100%. The reference is free form, so
+    a number may also be {mean, std} (its mean) or a percentage (any value above 1): each is read
+    rather than dropped, so that the figure's diamonds appear whenever the paper's numbers are there.
     """
     reference = reference or {}
     rows = []
     for point in reference.get("published") or []:
-        w = point.get("weights_remaining")
+        if not isinstance(point, dict):
+            continue
+        w = _fraction(point.get("weights_remaining"))
         if "variant" in point:
-            rows.append((point["variant"], w, point.get("test_accuracy")))
+            rows.append((str(point["variant"]), w, _fraction(point.get("test_accuracy"))))
         else:
-            rows += [(k, w, v) for k, v in point.items() if k != "weights_remaining" and isinstance(v, (int, float))]
-    dense = reference.get("dense_test_accuracy")
-    dense = dense.get("mean") if isinstance(dense, dict) else dense
-    if isinstance(dense, (int, float)) and not any(w == 1.0 and v in (DENSE, "ticket") for v, w, _ in rows):
+            rows += [(k, w, _fraction(v)) for k, v in point.items() if k != "weights_remaining"]
+    dense = _fraction(reference.get("dense_test_accuracy"))
+    if dense is not None and not any(w == 1.0 and v in (DENSE, "ticket") for v, w, _ in rows):
         rows.append((DENSE, 1.0, dense))
     table = pd.DataFrame(rows, columns=["variant", "weights_remaining", "test_accuracy"])
-    table = table.astype({"weights_remaining": float, "test_accuracy": float})
-    return table.dropna().reset_index(drop=True)
+    table = table.astype({"weights_remaining": float, "test_accuracy": float}).dropna()
+    return table[table["weights_remaining"] > 0].reset_index(drop=True)  # a log axis has no 0
+
+
+def _fraction(value: Any) -> float | None:
+    """A published number as a fraction: a number, or the mean of {mean, ...}; a percentage is divided by 100."""
+    if isinstance(value, dict):
+        value = value.get("mean")
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    return value / 100 if value > 1 else float(value)
