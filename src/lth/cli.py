@@ -179,6 +179,12 @@ def cmd_track(args) -> None:
                        f"every run is logged anew from the results") from None
     print(f"{plan.experiment}: logged {new} runs to {uri} ({old} were there already"
           + (f", {unfinished} not finished" if unfinished else "") + ")")
+    exp_id = tracking.prepare(uri, [plan.experiment])[plan.experiment]
+    if page := tracking.ui_url(uri, exp_id):
+        print(f"runs: {page}")
+    else:
+        print(f"browse: mlflow ui --backend-store-uri {uri}, then open "
+              f"{tracking.ui_url('http://127.0.0.1:5000', exp_id)}")
 
 
 def _key_value(text: str):
