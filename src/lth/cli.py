@@ -22,7 +22,9 @@ def _context(plan, args):
     if args.threads:
         torch.set_num_threads(args.threads)
     device = args.device if args.device is not None else plan.workflow.get("device", "auto")
-    track = args.track if args.track is not None else (plan.workflow.get("tracking_uri")
+    from lth.tracking import resolve_uri
+
+    track = args.track if args.track is not None else (resolve_uri(plan.workflow.get("tracking_uri"))
                                                        if plan.workflow.get("live_tracking") else None)
     return Context(plan, pick_device(device), track_uri=track)
 

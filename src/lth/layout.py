@@ -96,8 +96,9 @@ class Layout:
         return self.root / "logs" / f"{name}.log"
 
     def lock(self, name: str) -> Path:
-        """The lock a running job holds (lth.jobs), so that it never runs twice at once."""
-        return self.root / ".locks" / f"{name}.lock"
+        """The lock a running job holds (lth.jobs), so that it never runs twice at once; beside the
+        experiment's folder, not in it (a lock is no result, and DVC versions that folder)."""
+        return self.root.parent / ".locks" / self.root.name / f"{name}.lock"
 
     # --- stage folders and runs -------------------------------------------------------------------
     def stage_dir(self, stage: str) -> Path:

@@ -258,7 +258,7 @@ class Plan:
                    layer_density=str(layout.table("layer_density.csv")),
                    analysis=str(layout.table("analysis-{analysis}.csv")),
                    **{f"{step}_log": str(layout.log(step.replace("analysis", "analysis-{analysis}")))
-                      for step in ("settings", "summary", "analysis", "report", "track", "tracking_store", "dvc")})
+                      for step in ("settings", "summary", "analysis", "report", "track", "tracking_store")})
         return out
 
 

@@ -36,9 +36,11 @@ RESULTS = os.path.normpath(config["results_dir"])
 TRACKING = config["tracking"]
 TRACKING_URI = resolve_uri(TRACKING["uri"], ".") if TRACKING["enabled"] else None
 LIVE_TRACKING = bool(TRACKING_URI) and TRACKING["live"]
-# What every job of the workflow reads from settings.json besides the experiment itself.
-WORKFLOW = {"data_dir": DATA, "device": config["device"], "pins": f"{PROJECT}/data.dvc",
-            "tracking_uri": TRACKING_URI, "live_tracking": LIVE_TRACKING}
+# What every job of the workflow reads from settings.json besides the experiment itself: as the
+# config gives it, relative to the working folder, so that a colleague's clone records the same
+# (the tracking URI is resolved by each job, from the same folder and environment).
+WORKFLOW = {"data_dir": DATA, "device": config["device"], "pins": os.path.relpath(f"{PROJECT}/data.dvc"),
+            "tracking_uri": TRACKING["uri"], "live_tracking": LIVE_TRACKING}
 
 PLANS = {}
 for _name, _settings in _SETTINGS.items():

@@ -24,4 +24,5 @@ rule fetch:
     shell:
         "lth fetch {params.name:q} --data-dir {params.data:q} {params.download} {params.options} > {log:q} 2>&1 && "
         "lth verify --pins {params.pins:q} --data-dir {params.data:q} {output:q} >> {log:q} && "
-        "({params.commit}true) >> {log:q} 2>&1"
+        "(({params.commit}true) >> {log:q} 2>&1 || echo 'lth: WARNING: {output} verified, but not put into the "
+        "DVC cache (not a DVC repository?); see {log}' >&2)"

@@ -11,7 +11,7 @@ rule dvc_add:
     output:
         f"{RESULTS}/{{exp}}.dvc",
     log:
-        PATTERNS["dvc_log"],
+        f"{RESULTS}/logs/dvc-{{exp}}.log",  # beside, not in, the folder it versions
     params:
         folder=lambda wc: f"{RESULTS}/{wc.exp}",
         commit_data=commit_pinned_data,
