@@ -44,5 +44,9 @@ rule all:
     input:
         [summary_csv(name) for name in EXPERIMENTS],
         [report_html(name) for name in EXPERIMENTS],
-        [analysis_csv(name, a) for name in EXPERIMENTS for a in PLANS[name].settings.analyses],
+        [
+            analysis_csv(name, a)
+            for name in EXPERIMENTS
+            for a in PLANS[name].settings.analyses
+        ],
         [f"{RESULTS}/{name}/mlflow-logged.txt" for name in EXPERIMENTS if TRACKING_URI],

@@ -48,3 +48,9 @@ def test_the_test_config_plans(tmp_path):
     assert run.returncode == 0, run.stderr
     for rule in ("dense", "level", "transfer", "analysis", "summary", "report"):
         assert re.search(rf"^\s*{rule}\s+\d+", run.stdout, re.M), rule
+
+
+def test_the_snakefiles_are_formatted_by_snakefmt():
+    run = subprocess.run(["snakefmt", "--check", "Snakefile", "workflow/"], cwd=ROOT, env=ENV, capture_output=True,
+                         text=True, timeout=300)
+    assert run.returncode == 0, run.stdout + run.stderr

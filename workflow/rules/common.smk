@@ -18,8 +18,9 @@ from lth.config import load as load_config
 from lth.tracking import resolve_uri
 from lth.variants import SOURCE
 
-
-PROJECT = Path(str(workflow.current_basedir)).parents[1].as_posix()  # the repository: this file is in workflow/rules/
+PROJECT = (
+    Path(str(workflow.current_basedir)).parents[1].as_posix()
+)  # the repository: this file is in workflow/rules/
 
 
 def config_error(message):
@@ -27,11 +28,16 @@ def config_error(message):
 
 
 try:
-    _, _SETTINGS = load_config(config, f"{PROJECT}/workflow/schemas/config.schema.yaml",
-                               ", ".join(map(str, workflow.configfiles)) or "config")
+    _, _SETTINGS = load_config(
+        config,
+        f"{PROJECT}/workflow/schemas/config.schema.yaml",
+        ", ".join(map(str, workflow.configfiles)) or "config",
+    )
 except LTHError as exc:
     config_error(exc)
-DATA = os.path.normpath(config["data_dir"])  # normalised: `results/` and `results` are one folder
+DATA = os.path.normpath(
+    config["data_dir"]
+)  # normalised: `results/` and `results` are one folder
 RESULTS = os.path.normpath(config["results_dir"])
 TRACKING = config["tracking"]
 TRACKING_URI = resolve_uri(TRACKING["uri"], ".") if TRACKING["enabled"] else None
@@ -39,8 +45,13 @@ LIVE_TRACKING = bool(TRACKING_URI) and TRACKING["live"]
 # What every job of the workflow reads from settings.json besides the experiment itself: as the
 # config gives it, relative to the working folder, so that a colleague's clone records the same
 # (the tracking URI is resolved by each job, from the same folder and environment).
-WORKFLOW = {"data_dir": DATA, "device": config["device"], "pins": os.path.relpath(f"{PROJECT}/data.dvc"),
-            "tracking_uri": TRACKING["uri"], "live_tracking": LIVE_TRACKING}
+WORKFLOW = {
+    "data_dir": DATA,
+    "device": config["device"],
+    "pins": os.path.relpath(f"{PROJECT}/data.dvc"),
+    "tracking_uri": TRACKING["uri"],
+    "live_tracking": LIVE_TRACKING,
+}
 
 PLANS = {}
 for _name, _settings in _SETTINGS.items():
@@ -84,13 +95,18 @@ def planned_job(stage, wildcards):
 def job_inputs(stage):
     """Input function of a training rule: the plan's inputs of the job. The settings and the dataset
     files are `ancient`: rewriting settings.json (an experiment grew) or re-fetching the same pinned
-    data never retrains a finished run; changed settings get new fingerprinted folders instead."""
+    data never retrains a finished run; changed settings get new fingerprinted folders instead.
+    """
 
     def inputs(wildcards):
         plan = PLANS[wildcards.exp]
         wanted = plan.inputs(planned_job(stage, wildcards))
-        return {"settings": ancient(settings_json(wildcards.exp)), "data": [ancient(str(p)) for p in wanted["data"]],
-                "runs": [str(p) for p in wanted["runs"]], "tracking": tracking_store(wildcards)}
+        return {
+            "settings": ancient(settings_json(wildcards.exp)),
+            "data": [ancient(str(p)) for p in wanted["data"]],
+            "runs": [str(p) for p in wanted["runs"]],
+            "tracking": tracking_store(wildcards),
+        }
 
     return inputs
 
@@ -115,6 +131,7 @@ wildcard_constraints:
 
 # --- datasets (fetch.smk, versioning.smk) -------------------------------------------------------
 
+
 def data_error(message):
     sys.exit(f"lth data error: {message}")
 
@@ -132,16 +149,23 @@ def datasets_of(exp):
 
 
 # Every dataset the config uses: folder name -> dataset settings.
-DATASETS_USED = {tensors_file(DATA, d).parent.name: d for exp in EXPERIMENTS for d in datasets_of(exp)}
+DATASETS_USED = {
+    tensors_file(DATA, d).parent.name: d
+    for exp in EXPERIMENTS
+    for d in datasets_of(exp)
+}
 
 
 def fetch_options(wildcards):
     d = DATASETS_USED[wildcards.dataset]
-    return " ".join(shlex.quote(f"--option={k}={json.dumps(v)}") for k, v in sorted(d.options.thaw().items()))
-
+    return " ".join(
+        shlex.quote(f"--option={k}={json.dumps(v)}")
+        for k, v in sorted(d.options.thaw().items())
+    )
 
 
 # --- analyses, reports, versioning ----------------------------------------------------------------
+
 
 def analysis_csv(exp, name):
     return PATTERNS["analysis"].format(exp=exp, analysis=name)
@@ -159,18 +183,20 @@ def commit_pinned(files):
     """Commands that put the dataset files tracked through data.dvc into the DVC cache (`dvc status`
     clean; `dvc push` uploads them, and a colleague's `dvc pull` needs no fetch). They are checked
     against their pins first: `dvc commit` must never re-pin other bytes."""
-    files = " ".join(shlex.quote(str(f)) for f in dict.fromkeys(files) if DATA_PINS.tracked(f))
+    files = " ".join(
+        shlex.quote(str(f)) for f in dict.fromkeys(files) if DATA_PINS.tracked(f)
+    )
     if not files:
         return ""
-    return (f"lth verify --pins {shlex.quote(str(DATA_PINS.file))} --data-dir {shlex.quote(DATA)} {files} && "
-            f"DVC_NO_ANALYTICS=1 dvc --wait-for-lock commit --quiet --force --no-relink {files} && ")
+    return (
+        f"lth verify --pins {shlex.quote(str(DATA_PINS.file))} --data-dir {shlex.quote(DATA)} {files} && "
+        f"DVC_NO_ANALYTICS=1 dvc --wait-for-lock commit --quiet --force --no-relink {files} && "
+    )
 
 
 def commit_pinned_data(wildcards):
     """`commit_pinned` for an experiment's datasets (the dvc_add rule)."""
     return commit_pinned(tensors_file(DATA, d) for d in datasets_of(wildcards.exp))
-
-
 
 
 # --- training rules (train.smk) --------------------------------------------------------------------
@@ -180,8 +206,10 @@ TRAIN_RESOURCES = dict(mem_mb=4000, runtime=lambda wc, attempt: 120 * attempt, g
 
 def job_command(stage):
     """`lth job STAGE`: its output goes to the job's log, one line per trained run to the terminal."""
-    return (f"lth job {stage} --results {{params.root:q}} --seed {{wildcards.seed}} {{params.key}} "
-            "--fingerprint {wildcards.fp} --threads {threads} --log {log:q}")
+    return (
+        f"lth job {stage} --results {{params.root:q}} --seed {{wildcards.seed}} {{params.key}} "
+        "--fingerprint {wildcards.fp} --threads {threads} --log {log:q}"
+    )
 
 
 def write_settings(exp, log):

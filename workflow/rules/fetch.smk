@@ -3,11 +3,17 @@
 # A pinned file in the project's data folder also goes into the DVC cache (`dvc status` is clean).
 # Nothing is hashed at parse time: each training job checks the pinned files it reads.
 
+
 rule fetch:
     output:
         f"{DATA}/{{dataset}}/{TENSORS_FILE}",
+    log:
+        f"{DATA}/logs/fetch-{{dataset}}.log",
     wildcard_constraints:
         dataset="|".join(DATASETS_USED) or "^$",
+    resources:
+        mem_mb=4000,
+        runtime=lambda wc, attempt: 60 * attempt,
     params:
         name=lambda wc: DATASETS_USED[wc.dataset].name,
         options=fetch_options,
@@ -15,11 +21,6 @@ rule fetch:
         pins=DATA_PINS.file,
         data=lambda wc, output: str(Path(output[0]).parent.parent),
         commit=lambda wc, output: commit_pinned([output[0]]),
-    resources:
-        mem_mb=4000,
-        runtime=lambda wc, attempt: 60 * attempt,
-    log:
-        f"{DATA}/logs/fetch-{{dataset}}.log",
     # `lth verify` logs whether the file is pinned; a mismatch goes to the terminal and fails the job
     shell:
         "lth fetch {params.name:q} --data-dir {params.data:q} {params.download} {params.options} > {log:q} 2>&1 && "

@@ -10,13 +10,23 @@ from lth.summary import damaged_tables
 for _name in EXPERIMENTS:
     for _path, _why in damaged_tables(PLANS[_name].layout.root):
         _path.replace(f"{_path}.damaged")
-        print(f"lth: {_path} was damaged ({_why}): kept as {_path}.damaged; it is rebuilt", file=sys.stderr)
+        print(
+            f"lth: {_path} was damaged ({_why}): kept as {_path}.damaged; it is rebuilt",
+            file=sys.stderr,
+        )
 
 
 def derived_files():
     """The files a run regenerates from finished runs: the tables and the reports."""
-    return [p for name in EXPERIMENTS for p in (summary_csv(name), PATTERNS["layer_density"].format(exp=name),
-                                                   report_html(name))]
+    return [
+        p
+        for name in EXPERIMENTS
+        for p in (
+            summary_csv(name),
+            PATTERNS["layer_density"].format(exp=name),
+            report_html(name),
+        )
+    ]
 
 
 onstart:
@@ -29,8 +39,10 @@ onerror:
     for _f in derived_files():
         if not Path(_f).exists() and Path(f"{_f}.previous").exists():
             Path(f"{_f}.previous").replace(_f)
-            print(f"lth: kept the previous {_f}: it could not be regenerated (see the error above)",
-                  file=sys.stderr)
+            print(
+                f"lth: kept the previous {_f}: it could not be regenerated (see the error above)",
+                file=sys.stderr,
+            )
 
 
 onsuccess:

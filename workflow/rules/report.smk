@@ -15,19 +15,28 @@ rule report:
         summary=PATTERNS["summary"],
         densities=PATTERNS["layer_density"],
     output:
-        html=report(f"{REPORTS}/{{exp}}.html", caption="../report/notebook.rst", category="Reports",
-                    labels={"experiment": "{exp}", "item": "notebook (HTML)"}),
+        html=report(
+            f"{REPORTS}/{{exp}}.html",
+            caption="../report/notebook.rst",
+            category="Reports",
+            labels={"experiment": "{exp}", "item": "notebook (HTML)"},
+        ),
         notebook=f"{REPORTS}/{{exp}}.ipynb",
-        figures=report(directory(f"{REPORTS}/{{exp}}"), patterns=["{name}.png"], caption="../report/figures.rst",
-                       category="Figures", labels={"experiment": "{exp}", "figure": "{name}"}),
-    params:
-        results=experiment_root,
-    resources:
-        mem_mb=2000,
-        runtime=20,
+        figures=report(
+            directory(f"{REPORTS}/{{exp}}"),
+            patterns=["{name}.png"],
+            caption="../report/figures.rst",
+            category="Figures",
+            labels={"experiment": "{exp}", "figure": "{name}"},
+        ),
     log:
         PATTERNS["report_log"],
     localrule: True
+    resources:
+        mem_mb=2000,
+        runtime=20,
+    params:
+        results=experiment_root,
     shell:
         "python -m lth.report --notebook {input.notebook:q} --results {params.results:q} "
         "--experiment {wildcards.exp} --figures-dir {output.figures:q} "

@@ -6,16 +6,20 @@ rule summary:
         settings=lambda wc: settings_json(wc.exp),
         runs=lambda wc: [str(p) for p in PLANS[wc.exp].targets()],
     output:
-        summary=report(PATTERNS["summary"], caption="../report/summary.rst", category="Data",
-                       labels={"experiment": "{exp}", "table": "summary.csv"}),
+        summary=report(
+            PATTERNS["summary"],
+            caption="../report/summary.rst",
+            category="Data",
+            labels={"experiment": "{exp}", "table": "summary.csv"},
+        ),
         densities=PATTERNS["layer_density"],
     log:
         PATTERNS["summary_log"],
-    params:
-        root=experiment_root,
+    localrule: True
     resources:
         mem_mb=2000,
         runtime=10,
-    localrule: True
+    params:
+        root=experiment_root,
     shell:
         "lth summarize --results {params.root:q} > {log:q} 2>&1"

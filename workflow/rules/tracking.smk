@@ -14,9 +14,9 @@ rule tracking_store:
         f"{RESULTS}/{{exp}}/mlflow-experiment.txt",
     log:
         PATTERNS["tracking_store_log"],
+    localrule: True
     params:
         root=experiment_root,
-    localrule: True
     shell:
         "lth track --prepare --results {params.root:q} > {output:q} 2> {log:q}"
 
@@ -29,11 +29,11 @@ rule track:
         f"{RESULTS}/{{exp}}/mlflow-logged.txt",
     log:
         PATTERNS["track_log"],
-    params:
-        root=experiment_root,
+    localrule: True
     resources:
         mem_mb=2000,
         runtime=30,
-    localrule: True
+    params:
+        root=experiment_root,
     shell:
         "lth track --results {params.root:q} > {output:q} 2> {log:q}"

@@ -20,9 +20,9 @@ rule settings:
         PATTERNS["settings"],
     log:
         PATTERNS["settings_log"],
+    localrule: True
     params:
         record=lambda wc: PLANS[wc.exp].record(),
-    localrule: True
     run:
         write_settings(wildcards.exp, log[0])
 
@@ -32,14 +32,14 @@ rule dense:
         unpack(job_inputs("dense")),
     output:
         *PATTERNS["dense"],
-    params:
-        root=experiment_root,
-        key="",
+    log:
+        PATTERNS["dense_log"],
     threads: config["threads"]
     resources:
         **TRAIN_RESOURCES,
-    log:
-        PATTERNS["dense_log"],
+    params:
+        root=experiment_root,
+        key="",
     shell:
         job_command("dense")
 
@@ -49,14 +49,14 @@ rule rewind:
         unpack(job_inputs("rewind")),
     output:
         *PATTERNS["rewind"],
-    params:
-        root=experiment_root,
-        key=lambda wc: f"--k {int(wc.k)}",
+    log:
+        PATTERNS["rewind_log"],
     threads: config["threads"]
     resources:
         **TRAIN_RESOURCES,
-    log:
-        PATTERNS["rewind_log"],
+    params:
+        root=experiment_root,
+        key=lambda wc: f"--k {int(wc.k)}",
     shell:
         job_command("rewind")
 
@@ -66,14 +66,14 @@ rule level:
         unpack(job_inputs("level")),
     output:
         *PATTERNS["level"],
-    params:
-        root=experiment_root,
-        key=lambda wc: f"--level {int(wc.level)} --chain {wc.chain} --runs {wc.runs}",
+    log:
+        PATTERNS["level_log"],
     threads: config["threads"]
     resources:
         **TRAIN_RESOURCES,
-    log:
-        PATTERNS["level_log"],
+    params:
+        root=experiment_root,
+        key=lambda wc: f"--level {int(wc.level)} --chain {wc.chain} --runs {wc.runs}",
     shell:
         job_command("level")
 
@@ -83,13 +83,13 @@ rule transfer:
         unpack(job_inputs("transfer")),
     output:
         *PATTERNS["transfer"],
-    params:
-        root=experiment_root,
-        key=lambda wc: f"--target {wc.target} --runs {wc.runs}",
+    log:
+        PATTERNS["transfer_log"],
     threads: config["threads"]
     resources:
         **TRAIN_RESOURCES,
-    log:
-        PATTERNS["transfer_log"],
+    params:
+        root=experiment_root,
+        key=lambda wc: f"--target {wc.target} --runs {wc.runs}",
     shell:
         job_command("transfer")

@@ -3,6 +3,7 @@
 # hashes of all its files (see .dvcignore for what is left out); commit those files with git and
 # `dvc push` uploads the files. README.md, "Sharing results with DVC", has the whole round trip.
 
+
 rule dvc_add:
     """Version an experiment's finished results (after its summary) as results/<exp>.dvc."""
     input:
@@ -12,10 +13,10 @@ rule dvc_add:
         f"{RESULTS}/{{exp}}.dvc",
     log:
         f"{RESULTS}/logs/dvc-{{exp}}.log",  # beside, not in, the folder it versions
+    localrule: True
     params:
         folder=lambda wc: f"{RESULTS}/{wc.exp}",
         commit_data=commit_pinned_data,
-    localrule: True
     # --no-relink: DVC leaves the files as they are (relinking re-stamps them, and Snakemake would
     # retrain); --wait-for-lock: experiments finishing together would fail on DVC's repository lock
     shell:
@@ -34,7 +35,13 @@ rule runs:
     """Target: every training run of every experiment, nothing derived from them. After `dvc pull`
     the pulled files have fresh modification times in no particular order, so Snakemake would
     retrain; `snakemake --touch --forceall runs` marks them up to date in DAG order (it changes
-    modification times only), and the next run regenerates summaries and reports from them."""
+    modification times only), and the next run regenerates summaries and reports from them.
+    """
     input:
-        [str(path) for plan in PLANS.values() for job in plan.jobs() for path in plan.outputs(job)],
+        [
+            str(path)
+            for plan in PLANS.values()
+            for job in plan.jobs()
+            for path in plan.outputs(job)
+        ],
     localrule: True
