@@ -139,9 +139,18 @@ def cmd_job(args) -> None:
             raise
         for record in records:
             _report(record)
-    results = ", ".join(f"{r['variant']} {100 * r['summary']['test_accuracy']:.1f}%" for r in records)
-    at = f" at {100 * records[0]['weights_remaining']:.1f}% weights" if records else ""
-    print(f"{plan.experiment}: {job}{at}: {results or 'done'} ({time.perf_counter() - started:.0f} s)", flush=True)
+    print(f"{plan.experiment}: {job}: {_results(records) or 'done'} ({time.perf_counter() - started:.0f} s)",
+          flush=True)
+
+
+def _results(records: list[dict]) -> str:
+    """A job's result in a few words: each run's test accuracy, grouped by level with its weights remaining."""
+    levels: dict[int, list[dict]] = {}
+    for r in records:
+        levels.setdefault(r["level"], []).append(r)
+    return "; ".join(f"{100 * rs[0]['weights_remaining']:.1f}% weights: "
+                     + ", ".join(f"{r['variant']} {100 * r['summary']['test_accuracy']:.1f}%" for r in rs)
+                     for rs in levels.values())
 
 
 def cmd_analyse(args) -> None:
