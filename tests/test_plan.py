@@ -112,5 +112,5 @@ def test_snakemake_patterns_are_the_layout_of_the_outputs():
     job = real.job("level", 0, 2, "ticket")
     assert str(real.outputs(job)[0]) == p["level"][0].format(exp="x", fp=real.fingerprint(job), seed=0, level="02",
                                                                 chain="ticket", runs=job.runs)
-    assert str(real.log(job)) == p["level_log"].format(exp="x", fp=real.fingerprint(job), seed=0, level="02",
-                                                        chain="ticket", runs=job.runs)
+    assert p["level_log"].format(exp="x", fp=real.fingerprint(job), seed=0, level="02", chain="ticket",
+                                 runs=job.runs) == str(real.layout.log(f"{job.name}-{real.fingerprint(job)}"))

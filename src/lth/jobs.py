@@ -30,6 +30,7 @@ from lth.pruning import Context as PruneContext
 from lth.pruning import prune
 from lth.results import finished, write_run
 from lth.seeding import derive_seed
+from lth.settings import augments
 from lth.start import start_state
 from lth.training import Segment, lr_at, train
 
@@ -97,9 +98,7 @@ class Context:
         return masks.layer_kinds(model, self.plan.settings.pruning.exclude)
 
     def augment(self, info) -> bool:
-        """Crop/flip augmentation: as configured, else the dataset's default (`info.augment`)."""
-        flag = self.plan.settings.training.augment
-        return info.augment if flag is None else flag
+        return augments(self.plan.settings.training, info.name)
 
     @cache
     def provenance(self, target: str | None = None, fingerprint: str = "") -> dict[str, Any]:
@@ -149,7 +148,8 @@ class Context:
         return [self.train_run(job, key) for key in self.plan.job_runs(job)]
 
     def _rewind(self, job: Job) -> list[dict[str, Any]]:
-        """theta_k: the dense run replayed to iteration k (the same batches, so the same weights)."""
+        """theta_k: the dense run replayed to iteration k: the same batches and kernels, so, on a CPU at
+        the same thread count, bitwise the weights the dense run had at k (tested)."""
         model = self.new_model(job.seed)
         mask = masks.full_mask(model, self.plan.settings.pruning.exclude)
         training = self.plan.settings.training

@@ -204,14 +204,6 @@ class Plan:
                            f"experiment's settings now give {stage_fp}: that folder holds runs of other settings")
         return job
 
-    def job_of(self, key: RunKey) -> Job:
-        """The job that trains run `key`."""
-        if key.target:
-            return Job("transfer", key.seed, target=key.target)
-        if key.level == 0:
-            return Job("dense", key.seed)
-        return Job("level", key.seed, key.level, self.variant(key).chain)
-
     def fingerprint(self, job: Job) -> str:
         """The fingerprint of the settings a job's artifacts depend on (the one in its folder's name)."""
         stage = f"transfer:{job.target}" if job.target else ("dense" if job.stage in ("dense", "rewind") else "imp")
@@ -219,9 +211,6 @@ class Plan:
 
     def outputs(self, job: Job) -> list[Path]:
         return job_outputs(self.layout, job)
-
-    def log(self, job: Job) -> Path:
-        return self.layout.log(f"{job.name}-{self.fingerprint(job)}")
 
     def inputs(self, job: Job) -> dict[str, list[Path]]:
         """What a job reads, by role: `data` (dataset files), `runs` (finished jobs' outputs)."""

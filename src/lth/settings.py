@@ -246,6 +246,11 @@ def read(path: str | Path) -> Any:
     return {} if raw is None else raw
 
 
+def augments(training: Mapping[str, Any], dataset: str) -> bool:
+    """Crop/flip augmentation on `dataset`: as configured, else the dataset's default."""
+    return parts.DATASETS[dataset].augment if training["augment"] is None else training["augment"]
+
+
 # --- fingerprints -------------------------------------------------------------------------------
 
 _REMOVED = "<removed>"
@@ -287,8 +292,7 @@ def fingerprints(s: Settings) -> dict[str, str]:
     """
     d = _defaults()
     training = {k: v for k, v in s.training.items() if k not in NOT_RESULTS}
-    if training["augment"] is None:  # the dataset's default, spelt out
-        training["augment"] = parts.DATASETS[s.dataset.name].augment
+    training["augment"] = augments(s.training, s.dataset.name)  # the dataset's default, spelt out
     dense = _hash("dense", _changed(s, "dataset", "model"),
                   _diff(training, {k: v for k, v in d.training.items() if k not in NOT_RESULTS}),
                   sorted(s.pruning.exclude))

@@ -20,7 +20,6 @@ COLUMNS = [*KEY_COLUMNS, "weights_remaining", "test_accuracy", "best_val_accurac
            # beyond the contract of DESIGN.md
            "early_stop_test_accuracy", "test_loss", "train_seconds", "iterations_trained"]
 DENSITY_COLUMNS = [*KEY_COLUMNS, "target", "layer", "density"]
-SECONDS_COLUMNS = ["wall_seconds", "train_seconds"]  # the only columns that differ between identical runs
 
 
 def write_summary(plan: Plan) -> Path:
