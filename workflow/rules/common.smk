@@ -18,9 +18,8 @@ from lth.config import load as load_config
 from lth.tracking import resolve_uri
 from lth.variants import SOURCE
 
-PROJECT = (
-    Path(str(workflow.current_basedir)).parents[1].as_posix()
-)  # the repository: this file is in workflow/rules/
+# The repository: this file is in workflow/rules/.
+PROJECT = Path(str(workflow.current_basedir)).parents[1].as_posix()
 
 
 def config_error(message):
@@ -35,9 +34,8 @@ try:
     )
 except LTHError as exc:
     config_error(exc)
-DATA = os.path.normpath(
-    config["data_dir"]
-)  # normalised: `results/` and `results` are one folder
+# Folders normalised: `results/` and `results` are one folder (and one set of rule parameters).
+DATA = os.path.normpath(config["data_dir"])
 RESULTS = os.path.normpath(config["results_dir"])
 TRACKING = config["tracking"]
 TRACKING_URI = resolve_uri(TRACKING["uri"], ".") if TRACKING["enabled"] else None
