@@ -89,11 +89,11 @@ class Plan:
 
     def write(self) -> Path:
         """Record the plan in its results folder, replacing an older plan of the same format."""
-        check_results_folder(self.layout.root)
+        check_results_folder(self.layout.root, self.recorded())
         write_json(self.layout.settings, self.record())
         return self.layout.settings
 
-    def recorded(self) -> dict[str, Any] | None:
+    def recorded(self) -> Any:
         """What the results folder's settings.json holds now (None if it has none)."""
         return read_json(self.layout.settings) if self.layout.settings.exists() else None
 
@@ -101,11 +101,11 @@ class Plan:
     def from_results(cls, root: str | Path) -> Plan:
         """The plan recorded in a results folder (what every job and command reads)."""
         path = Layout(Path(root)).settings
-        check_results_folder(root)
         if not path.exists():
             raise LTHError(f"{path}: not found: the workflow writes it (rule settings) before any job, "
                            f"and `lth train` by hand")
         rec = read_json(path)
+        check_results_folder(root, rec)
         if not isinstance(rec.get("experiment"), str) or not isinstance(rec.get("settings"), dict):
             raise LTHError(f"{path}: damaged (no experiment name or settings): run the workflow again, which "
                            f"writes it anew")
@@ -154,6 +154,12 @@ class Plan:
 
     # --- jobs -----------------------------------------------------------------------------------
     def jobs(self) -> list[Job]:
+        """Every job, per seed in table order (computed once: the settings are immutable)."""
+        if "_jobs" not in self.__dict__:
+            self._jobs = self._plan_jobs()
+        return self._jobs
+
+    def _plan_jobs(self) -> list[Job]:
         s, out = self.settings, []
         for seed in s.seeds:
             out.append(Job("dense", seed))
@@ -251,13 +257,17 @@ class Plan:
         return out
 
 
-def check_results_folder(root: str | Path) -> None:
-    """Refuse a results folder written by the earlier layout: its runs are not keyed by fingerprints."""
+def check_results_folder(root: str | Path, record: Any = None) -> None:
+    """Refuse a results folder written by the earlier layout: its runs are not keyed by fingerprints.
+    `record`: its settings.json, when the caller has read it already."""
     path = Layout(Path(root)).settings
-    record = read_json(path) if path.exists() else {}
+    if record is None:
+        if not path.exists():
+            return
+        record = read_json(path)
     if not isinstance(record, dict):
         raise LTHError(f"{path}: damaged (not a mapping): delete it and run the workflow again, which writes it anew")
-    if path.exists() and record.get("format") != FORMAT:
+    if record.get("format") != FORMAT:
         raise LTHError(f"{root} holds results of an earlier version of lth (folders seed<S>/level<LL>/, not keyed "
                        f"by settings fingerprints) that this version cannot extend: move or delete {root}, "
                        f"or use another experiment name")

@@ -51,19 +51,19 @@ WORKFLOW = {
     "live_tracking": LIVE_TRACKING,
 }
 
+# settings.json follows the config even without Snakemake's job records (a fresh clone after
+# `dvc pull`): rewritten when it differs; the training jobs read it as an `ancient` input.
 PLANS = {}
 for _name, _settings in _SETTINGS.items():
     try:
-        PLANS[_name] = plan_of(_name, _settings, f"{RESULTS}/{_name}", WORKFLOW)
-        check_results_folder(f"{RESULTS}/{_name}")
+        PLANS[_name] = _plan = plan_of(_name, _settings, f"{RESULTS}/{_name}", WORKFLOW)
+        _recorded = _plan.recorded()
+        check_results_folder(_plan.layout.root, _recorded)
+        if _recorded is not None and _recorded != _plan.record():
+            _plan.write()
     except LTHError as exc:
         config_error(exc)
 EXPERIMENTS = list(PLANS)
-# settings.json follows the config even without Snakemake's job records (a fresh clone after
-# `dvc pull`): rewritten when it differs; the training jobs read it as an `ancient` input.
-for _plan in PLANS.values():
-    if _plan.layout.settings.exists() and _plan.recorded() != _plan.record():
-        _plan.write()
 
 PATTERNS = Plan.patterns(f"{RESULTS}/{{exp}}")
 
@@ -177,19 +177,21 @@ def report_html(exp):
     return f"{REPORTS}/{exp}.html"
 
 
-def commit_pinned(files):
+def commit_pinned(files, verified=False):
     """Commands that put the dataset files tracked through data.dvc into the DVC cache (`dvc status`
     clean; `dvc push` uploads them, and a colleague's `dvc pull` needs no fetch). They are checked
-    against their pins first: `dvc commit` must never re-pin other bytes."""
+    against their pins first, unless the caller just did: `dvc commit` must never re-pin other bytes.
+    """
     files = " ".join(
         shlex.quote(str(f)) for f in dict.fromkeys(files) if DATA_PINS.tracked(f)
     )
     if not files:
         return ""
-    return (
-        f"lth verify --pins {shlex.quote(str(DATA_PINS.file))} --data-dir {shlex.quote(DATA)} {files} && "
-        f"DVC_NO_ANALYTICS=1 dvc --wait-for-lock commit --quiet --force --no-relink {files} && "
-    )
+    commit = f"DVC_NO_ANALYTICS=1 dvc --wait-for-lock commit --quiet --force --no-relink {files} && "
+    if verified:
+        return commit
+    pins_file, data = shlex.quote(str(DATA_PINS.file)), shlex.quote(DATA)
+    return f"lth verify --pins {pins_file} --data-dir {data} {files} && {commit}"
 
 
 def commit_pinned_data(wildcards):

@@ -20,7 +20,7 @@ rule fetch:
         download="--download" if config["download"] else "",
         pins=DATA_PINS.file,
         data=lambda wc, output: str(Path(output[0]).parent.parent),
-        commit=lambda wc, output: commit_pinned([output[0]]),
+        commit=lambda wc, output: commit_pinned([output[0]], verified=True),
     # `lth verify` logs whether the file is pinned; a mismatch goes to the terminal and fails the job
     shell:
         "lth fetch {params.name:q} --data-dir {params.data:q} {params.download} {params.options} > {log:q} 2>&1 && "

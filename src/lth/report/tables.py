@@ -75,6 +75,7 @@ class Results:
 
     _records: dict[tuple[int, int, str], dict[str, Any] | None] = field(default_factory=dict, repr=False)
     unreadable: dict[tuple[int, int, str], str] = field(default_factory=dict, repr=False)  # run -> why
+    _plan: Any = field(default=None, repr=False)
 
     @property
     def published(self) -> pd.DataFrame:
@@ -91,7 +92,9 @@ class Results:
         key = (int(seed), int(level), str(variant))
         if key not in self._records:
             try:
-                self._records[key] = read_record(Plan.from_results(self.root).layout.metrics(RunKey(*key)))
+                if self._plan is None:
+                    self._plan = Plan.from_results(self.root)  # once per report, not per run
+                self._records[key] = read_record(self._plan.layout.metrics(RunKey(*key)))
             except (LTHError, OSError) as exc:
                 self._records[key], self.unreadable[key] = None, str(exc)
         return self._records[key]
