@@ -86,8 +86,15 @@ class Segment:
 
 
 def train(model: nn.Module, mask: Mask, splits, training: dict[str, Any], seg: Segment,
-          augment: bool = False) -> dict[str, Any]:
-    """Train `model` (already on the device) under `mask` for the segment; return curves and summary."""
+          augment: bool = False, enforce: Callable[[int], None] | None = None,
+          observe: Callable[[int, torch.Tensor, torch.Tensor], None] | None = None) -> dict[str, Any]:
+    """Train `model` (already on the device) under `mask` for the segment; return curves and summary.
+
+    enforce(t): called after the optimiser step of iteration t instead of re-zeroing `mask`'s pruned
+    weights (iterative hard thresholding chooses its mask anew at every step: lth.iht).
+    observe(t, x, y): sees iteration t's batch before the step and must leave the model as it was
+    (a score accumulated during training: lth.pruning.bingo).
+    """
     from lth.datasets import augment_batch
 
     device = next(model.parameters()).device
@@ -95,6 +102,8 @@ def train(model: nn.Module, mask: Mask, splits, training: dict[str, Any], seg: S
     apply_mask(model, mask)
     optimizer = Optimizer(model.parameters(), training)
     keep_zero = MaskEnforcer(model, mask)
+    if enforce is None:
+        enforce = lambda t: keep_zero()  # noqa: E731
     order = BatchOrder(len(splits.y_train), training["batch_size"], seg.data_seed, device)
     every, ckpt_every = training["eval_every"], training["checkpoint_every"]
 
@@ -122,12 +131,14 @@ def train(model: nn.Module, mask: Mask, splits, training: dict[str, Any], seg: S
         if augment:
             # a CPU generator: the same crops and flips whatever the device
             xb = augment_batch(xb, torch.Generator().manual_seed(derive_seed(seg.data_seed, "aug", t)))
+        if observe is not None:
+            observe(t, xb, yb)
         out = model(xb)
         loss = F.cross_entropy(out, yb)
         optimizer.zero_grad()
         loss.backward()
         optimizer.step(lr)
-        keep_zero()
+        enforce(t)
         loss_sum += loss.detach() * len(yb)
         correct += (out.detach().argmax(1) == yb).sum()
         seen += len(yb)

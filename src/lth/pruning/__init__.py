@@ -12,7 +12,7 @@ weights, as in iterative magnitude pruning.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -25,13 +25,17 @@ from lth.parts import SCORES, SELECTIONS
 class Context:
     """What a score may ask for beyond the weights, each built only when asked for.
 
-    generator(): seeded from the run's key; model(): the model holding the weights, masked;
-    batch(n): n training examples (inputs, labels) on the model's device, drawn with the seed.
+    generator(): seeded from the run's key; model(): the model holding the weights, masked by the
+    mask being scored (a score must not change it: copy it first); batch(n): n training examples
+    (inputs, labels) on the model's device, drawn with the seed; input_shape: one example's shape
+    (what a data-free score feeds); options: the pruning method's settings (e.g. `batch`, `rounds`).
     """
 
     generator: Callable[[], torch.Generator] = lambda: torch.Generator().manual_seed(0)
     model: Callable[[], torch.nn.Module] | None = None
     batch: Callable[[int], tuple[torch.Tensor, torch.Tensor]] | None = None
+    input_shape: tuple[int, ...] = ()
+    options: Mapping[str, Any] = field(default_factory=dict)
 
 
 def scores(name: str, weights: Mapping[str, torch.Tensor], mask: Mask, context: Context | None = None) -> dict:
