@@ -247,8 +247,6 @@ def parser() -> argparse.ArgumentParser:
 
     from lth.variants import SOURCE
 
-    chains = sorted({v.chain for v in SOURCE.values()})
-
     def run_args(sp, by_hand: bool = True):
         if by_hand:
             sp.add_argument("--settings", required=True, help="YAML/JSON settings of one experiment")
@@ -269,8 +267,8 @@ def parser() -> argparse.ArgumentParser:
                         description="Prune the previous level's trained weights of a chain to get level L's mask.")
     run_args(pr)
     pr.add_argument("--level", type=int, required=True, help="the pruning level L >= 1 whose mask is made")
-    pr.add_argument("--chain", action="append", choices=chains,
-                    help="mask chain (repeatable; default: ticket)")
+    pr.add_argument("--chain", action="append",
+                    help="mask chain, or a one-shot method (repeatable; default: ticket)")
     pr.set_defaults(func=cmd_prune)
 
     r = sub.add_parser("retrain", help="train variants at level L",
@@ -285,7 +283,7 @@ def parser() -> argparse.ArgumentParser:
     j.add_argument("stage", choices=["dense", "rewind", "level", "transfer"])
     run_args(j, by_hand=False)
     j.add_argument("--level", type=int, default=0, help="level jobs: the pruning level")
-    j.add_argument("--chain", default="", choices=["", *chains], help="level jobs: the mask chain")
+    j.add_argument("--chain", default="", help="level jobs: the mask chain (kind oneshot: the method)")
     j.add_argument("--target", default="", help="transfer jobs: the transfer target")
     j.add_argument("--k", type=int, default=0, help="rewind point of a rewind job")
     j.add_argument("--fingerprint", help="the stage fingerprint the job was planned with (refused if stale)")

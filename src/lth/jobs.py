@@ -123,15 +123,25 @@ class Context:
         seg = Segment(start=start.iteration, stop=self.plan.settings.training.iterations, lr=start.lr,
                       data_seed=derive_seed(key.seed, "data", *([key.target] if key.target else [])),
                       checkpoint=self.plan.layout.checkpoint(key), fingerprint=f"{fp}/{key}", label=str(key))
+        enforce = self.thresholding(key, start.model) if self.plan.variant(key).train == "iht" else None
         result = train(start.model, start.mask, splits, self.plan.settings.training, seg,
-                       augment=self.augment(splits.info))
-        record = write_run(self.plan.layout, key, start.model, start.mask, result,
+                       augment=self.augment(splits.info), enforce=enforce)
+        mask = start.mask if enforce is None else enforce.mask
+        record = write_run(self.plan.layout, key, start.model, mask, result,
                            self.provenance(key.target, fp), started, started_at)
         if self.track_uri:
             from lth.tracking import log_live
 
             log_live(self.track_uri, self.plan, key)
         return record
+
+    def thresholding(self, key: RunKey, model):
+        """Iterative hard thresholding to run `key`'s density (a one-shot method with `train: iht`)."""
+        from lth.iht import Projector
+
+        m = self.plan.method(key)
+        return Projector(model, list(self.kinds(model)), self.plan.density(key.level), m.iht.warmup, m.iht.ramp,
+                         scope="global" if m.distribution == "global" else "layer")
 
     # --- the jobs of the imp kind ---------------------------------------------------------------
     def run(self, job: Job) -> list[dict[str, Any]]:
@@ -160,34 +170,40 @@ class Context:
         return []
 
     def prune(self, seed: int, level: int, chain: str) -> masks.Mask:
-        """Level `level`'s mask of `chain`: its previous level's trained weights, pruned once more."""
-        layout, head = self.plan.layout, RunKey(seed, level, chain)
-        previous = self.plan.previous(head)
-        weights = artifacts.load_tensors(layout.final(previous))
-        old = artifacts.load_tensors(layout.mask(previous))
+        """Level `level`'s mask of `chain`, by the plan's pruning rule (IMP: its previous level's trained
+        weights pruned once more; a one-shot method: the weights it scores, pruned to a density)."""
+        plan, head = self.plan, RunKey(seed, level, chain)
+        weights_path, mask_path = plan.prune_inputs(head)
+        weights = artifacts.load_tensors(weights_path)
+        old = artifacts.load_tensors(mask_path)
         model = self.new_model(seed)
-        masks.check_mask(model, old, str(layout.mask(previous)))
+        masks.check_mask(model, old, str(mask_path))
         generator = lambda: torch.Generator().manual_seed(derive_seed(seed, "prune", chain, level))  # noqa: E731
-
-        def masked_model():
-            artifacts.load_weights(model, layout.final(previous))
-            masks.apply_mask(model, old)
-            return model
+        input_shape = tuple(DATASETS[plan.settings.dataset.name].input_shape)
 
         def batch(n: int):
             x, y = self.splits().x_train, self.splits().y_train
             idx = torch.randperm(len(y), generator=generator())[:n].to(x.device)
             return x[idx], y[idx]
 
-        context = PruneContext(generator=generator, model=masked_model, batch=batch)
-        new = prune(self.plan.settings.pruning, weights, old, self.kinds(model), context)
-        artifacts.save_tensors(layout.mask(head), new)
+        def context_for(mask: masks.Mask) -> PruneContext:
+            def masked_model():
+                artifacts.load_weights(model, weights_path)
+                masks.apply_mask(model, mask)
+                return model
+
+            return PruneContext(generator=generator, model=masked_model, batch=batch, input_shape=input_shape,
+                                options=plan.pruning_options(head))
+
+        new = plan.next_mask(head, weights, old, self.kinds(model), context_for)
+        artifacts.save_tensors(plan.layout.mask(head), new)
         return new
 
     def _level(self, job: Job) -> list[dict[str, Any]]:
         """One pruning round of a chain: prune its mask (unless its head run finished under it before),
         then train the chain's variants on it."""
-        if finished(self.plan.layout, RunKey(job.seed, job.level, job.chain)) is None:
+        head = RunKey(job.seed, job.level, job.chain)
+        if self.plan.variant(head).train == "masked" and finished(self.plan.layout, head) is None:
             self.prune(job.seed, job.level, job.chain)
         return self._record(job)
 

@@ -6,6 +6,8 @@
         init.safetensors, rewind<K>.safetensors   theta_0, and theta_k for a rewind point K > 0
     <root>/imp-<fp>/seed<S>/level<LL>/<variant>/  a run of level LL >= 1
     <root>/imp-<fp>/seed<S>/level<LL>/<chain>.json          marks a finished level job of a chain
+    <root>/oneshot-<fp>/seed<S>/level<D>/<variant>-<mfp>/   a one-shot run at density D/10,000
+                                                  (lth.sweep), <mfp> its method's fingerprint
     <root>/transfer-<T>-<fp>/seed<S>/level<LL>/<variant>/   a level-LL ticket trained on target T
     <root>/transfer-<T>-<fp>/seed<S>.json                   marks a finished transfer job
 Every run folder holds mask.safetensors, final.safetensors and metrics.json (written last).
@@ -79,6 +81,7 @@ class Layout:
 
     root: Path
     fingerprints: Mapping[str, str] = field(default_factory=dict)  # lth.settings.fingerprints
+    kind: str = "imp"  # the experiment kind: names the folder of the pruned runs
 
     def __post_init__(self):
         object.__setattr__(self, "root", Path(self.root))
@@ -102,8 +105,8 @@ class Layout:
 
     # --- stage folders and runs -------------------------------------------------------------------
     def stage_dir(self, stage: str) -> Path:
-        """dense-<fp> or imp-<fp>."""
-        return self.root / f"{stage}-{self.fingerprints[stage]}"
+        """dense-<fp>, or the pruned runs' <kind>-<fp> (stage "imp", whatever the kind)."""
+        return self.root / f"{self.kind if stage == 'imp' else stage}-{self.fingerprints[stage]}"
 
     def transfer_dir(self, target: str) -> Path:
         return self.root / f"transfer-{target}-{self.fingerprints[f'transfer:{target}']}"
@@ -115,7 +118,13 @@ class Layout:
     def run_dir(self, key: RunKey) -> Path:
         if key.level == 0 and not key.target:
             return self.stage_dir("dense") / f"seed{key.seed}"
-        return self.seed_dir(key.seed, key.target) / f"level{_level(key.level)}" / key.variant
+        return self.seed_dir(key.seed, key.target) / f"level{_level(key.level)}" / self.variant_dir(key.variant)
+
+    def variant_dir(self, variant: str) -> str:
+        """A variant's folder name: with its method's fingerprint when it has one (one-shot methods,
+        whose settings differ one from another), so changed settings of one method get new folders."""
+        fp = dict.get(self.fingerprints, f"method:{variant.split('-')[0]}")
+        return f"{variant}-{fp}" if fp else variant
 
     def mask(self, key: RunKey) -> Path:
         return self.run_dir(key) / "mask.safetensors"

@@ -43,9 +43,14 @@ MODELS.add("vgg16", "lth.models.vgg:VGG", args={"depth": 16}, inputs="image", ki
 MODELS.add("vgg19", "lth.models.vgg:VGG", args={"depth": 19}, inputs="image", kinds=("conv", "output"))
 
 # Pruning scores: (weights, mask, context) -> a score per prunable weight; the lowest go first.
+# data: ranks by a batch of training data (the config sets `batch`); rounds: the default number of
+# pruning rounds of a one-shot method using it.
 SCORES = Registry("pruning score")
 SCORES.add("magnitude", "lth.pruning.magnitude:score")
 SCORES.add("random", "lth.pruning.random:score")
+SCORES.add("snip", "lth.pruning.snip:score", data=True)
+SCORES.add("grasp", "lth.pruning.grasp:score", data=True)
+SCORES.add("synflow", "lth.pruning.synflow:score", rounds=100)
 
 # Mask selections: (scores, mask, settings, kinds) -> the next mask. `pruning.strategy` names one.
 SELECTIONS = Registry("pruning strategy")
@@ -58,6 +63,7 @@ SELECTIONS.add("global", "lth.pruning.select:global_threshold", keys={"global_ra
 # Experiment kinds: which runs an experiment has and how they group into jobs (lth.plan).
 KINDS = Registry("experiment kind")
 KINDS.add("imp", "lth.plan:Plan")
+KINDS.add("oneshot", "lth.sweep:Sweep")
 
 # Analyses: stages that compute from finished runs and write a table beside summary.csv.
 ANALYSES = Registry("analysis")

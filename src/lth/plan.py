@@ -80,7 +80,7 @@ class Plan:
     def __init__(self, experiment: str, settings: Settings, root: str | Path, workflow: dict[str, Any] | None = None):
         self.experiment, self.settings = experiment, settings
         self.workflow = dict(workflow or {})  # data_dir, device, pins, tracking_uri, live_tracking
-        self.layout = Layout(Path(root), fingerprints(settings))
+        self.layout = Layout(Path(root), fingerprints(settings), settings.kind)
 
     # --- settings.json ------------------------------------------------------------------------
     def record(self) -> dict[str, Any]:
@@ -147,6 +147,23 @@ class Plan:
         """The run whose trained weights level `key.level` of its chain prunes (and starts from)."""
         chain = self.variant(key).chain
         return RunKey(key.seed, 0, DENSE) if key.level == 1 else RunKey(key.seed, key.level - 1, chain)
+
+    # --- pruning (the level job's first step) -----------------------------------------------------
+    def prune_inputs(self, head: RunKey) -> tuple[Path, Path]:
+        """The weights and the mask the level of chain head `head` prunes: its previous level's."""
+        previous = self.previous(head)
+        return self.layout.final(previous), self.layout.mask(previous)
+
+    def pruning_options(self, head: RunKey):
+        """The settings of the method that prunes `head`'s mask (what its score may read)."""
+        return self.settings.pruning
+
+    def next_mask(self, head: RunKey, weights, mask, kinds, context_for):
+        """`head`'s mask: one IMP round of the configured score and strategy. `context_for(mask)`: the
+        score's lth.pruning.Context under a mask."""
+        from lth.pruning import prune
+
+        return prune(self.settings.pruning, weights, mask, kinds, context_for(mask))
 
     def chain_mask(self, key: RunKey) -> RunKey:
         """The run whose mask is `key`'s chain mask: its chain's head (a transfer: the source ticket)."""
@@ -243,12 +260,13 @@ class Plan:
     def patterns(root: str) -> dict[str, str | list[str]]:
         """The workflow's file patterns, from the same code as a plan's paths: each training stage's
         outputs (a list) and log, and the experiment's own files."""
-        layout = Layout(Path(root), _AnyFingerprint())
+        layout = Layout(Path(root), _AnyFingerprint(), "{kind}")
         out: dict[str, str | list[str]] = {}
         for stage in STAGES:
             job = Job(stage, "{seed}", "{level}", "{chain}", "{target}", "{k}", "{runs}")
             out[stage] = [str(p) for p in job_outputs(layout, job)]
-            out[f"{stage}_log"] = str(layout.log(f"{job.name}-{{fp}}"))
+            kind = "-{kind}" if stage == "level" else ""  # the level job's folder is named by the kind
+            out[f"{stage}_log"] = str(layout.log(f"{job.name}{kind}-{{fp}}"))
         out.update(settings=str(layout.settings), summary=str(layout.table("summary.csv")),
                    layer_density=str(layout.table("layer_density.csv")),
                    analysis=str(layout.table("analysis-{analysis}.csv")),

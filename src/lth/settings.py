@@ -93,6 +93,9 @@ def schema() -> dict:
     pruning.update(parts.SELECTIONS.keys_schema() | parts.SCORES.keys_schema())
     pruning["strategy"]["enum"] = list(parts.SELECTIONS)
     pruning["score"]["enum"] = list(parts.SCORES)
+    method = s["$defs"]["method"]["properties"]
+    method.update(parts.SCORES.keys_schema())
+    method["score"]["enum"] = list(parts.SCORES)
     props["kind"]["enum"] = list(parts.KINDS)
     props["variants"]["items"]["enum"] = list(variants.SOURCE)
     props["analyses"]["items"]["enum"] = list(parts.ANALYSES)
@@ -199,11 +202,45 @@ def check_consistency(s: dict[str, Any], where: str = "settings") -> None:
             f"(training.iterations = {t['iterations']})"
         )
     check_transfer(s, where)
+    check_data_score(s["pruning"], f"{where}: pruning")
+    if s["kind"] == "oneshot":
+        check_oneshot(s, where)
     late = [m for m in t["milestones"] if m >= t["iterations"]]
     if late:
         raise LTHError(f"{where}: training.milestones: {late} not below training.iterations = {t['iterations']}")
     if t["warmup"] >= t["iterations"]:
         raise LTHError(f"{where}: training.warmup: {t['warmup']} not below training.iterations = {t['iterations']}")
+
+
+def check_data_score(method: dict[str, Any], where: str) -> None:
+    """A score that ranks weights by their effect on a batch of training data is told its batch size."""
+    if parts.SCORES[method["score"]].info.get("data") and method["batch"] is None:
+        raise LTHError(f"{where}.batch: score {method['score']!r} needs a batch of training data: set batch "
+                       f"(e.g. batch: 256)")
+
+
+def check_oneshot(s: dict[str, Any], where: str) -> None:
+    """A one-shot sweep: densities strictly between 0 and 1 on a 1/10,000 grid (they name folders),
+    methods whose scores get what they need, and each method's rounds spelt out (lth.sweep)."""
+    o = s["oneshot"]
+    for d in o["densities"]:
+        if isinstance(d, bool) or not 0 < d < 1:
+            raise LTHError(f"{where}: oneshot.densities: {d!r} is not a density in (0, 1) (the fraction of "
+                           f"prunable weights kept: 0 keeps none, 1 prunes nothing)")
+        if abs(d * 10000 - round(d * 10000)) > 1e-6:
+            raise LTHError(f"{where}: oneshot.densities: {d!r} is not a multiple of 0.0001")
+    for name, m in o["methods"].items():
+        at = f"{where}: oneshot.methods.{name}"
+        check_data_score(m, at)
+        if m["rounds"] is None:
+            m["rounds"] = parts.SCORES[m["score"]].info.get("rounds", 1)
+        if m["train"] == "iht":
+            if m["score"] != "magnitude" or m["distribution"] == "erk":
+                raise LTHError(f"{at}: train: iht thresholds by magnitude, globally or per layer: it takes "
+                               f"score: magnitude and distribution global or uniform")
+            if m["iht"]["warmup"] + m["iht"]["ramp"] >= s["training"]["iterations"]:
+                raise LTHError(f"{at}.iht: warmup + ramp = {m['iht']['warmup'] + m['iht']['ramp']} leaves no "
+                               f"iteration at the target density (training.iterations = {s['training']['iterations']})")
 
 
 def check_transfer(s: dict[str, Any], where: str) -> None:
@@ -281,13 +318,33 @@ def _changed(s: Settings, *keys: str) -> dict[str, Any]:
     return {k: _diff(s[k], d[k]) for k in keys}
 
 
+def _score_keys(method: Mapping[str, Any]) -> tuple[str, ...]:
+    """The keys a method's score reads: its own, and the batch size of a data score."""
+    score = parts.SCORES[method["score"]]
+    return (*score.keys, *(["batch"] if score.info.get("data") else []))
+
+
+def _method_keys(s: Settings, m: Mapping[str, Any]) -> dict[str, Any]:
+    """What a one-shot method's runs depend on: its keys that apply, and, for a method that prunes
+    its own previous density's weights, the densities of that chain."""
+    if m["train"] == "iht":
+        keys = ["train", "distribution", "iht"]
+    else:
+        keys = ["score", "at", "train", "distribution", "min_per_layer", "rounds", *_score_keys(m)]
+    out = {k: _thaw(m[k]) for k in keys}
+    if m["at"] == "previous" and m["train"] != "iht":
+        out["densities"] = sorted(s.oneshot.densities, reverse=True)
+    return out
+
+
 def fingerprints(s: Settings) -> dict[str, str]:
     """Stage -> fingerprint of the settings its artifacts depend on, each including its upstream's.
 
     dense: dataset, model, training (less how often it checkpoints; augmentation as it applies),
     the excluded layers (the dense mask); imp: + kind, rewind point and the pruning method (the
     score and strategy, with the keys they declare; not how many levels); transfer:<target>: +
-    the target's dataset.
+    the target's dataset. A one-shot sweep (kind oneshot) has instead of imp a fingerprint of the
+    dense one and the rewind point, and one per method ("method:<name>") of its own keys.
     Which seeds, levels, variants and targets exist is in none of them.
     """
     d = _defaults()
@@ -296,10 +353,15 @@ def fingerprints(s: Settings) -> dict[str, str]:
     dense = _hash("dense", _changed(s, "dataset", "model"),
                   _diff(training, {k: v for k, v in d.training.items() if k not in NOT_RESULTS}),
                   sorted(s.pruning.exclude))
-    method = ("score", "strategy", *parts.SELECTIONS[s.pruning.strategy].keys, *parts.SCORES[s.pruning.score].keys)
-    imp = _hash("imp", dense, s.kind, s.rewind_iteration,
-                _diff({k: s.pruning[k] for k in method}, {k: d.pruning[k] for k in method}))
-    out = {"dense": dense, "imp": imp}
+    if s.kind == "oneshot":
+        imp = _hash("oneshot", dense, s.rewind_iteration)
+        out = {"dense": dense, "imp": imp, **{f"method:{name}": _hash("method", imp, _method_keys(s, m))
+                                               for name, m in s.oneshot.methods.items()}}
+    else:
+        method = ("score", "strategy", *parts.SELECTIONS[s.pruning.strategy].keys, *_score_keys(s.pruning))
+        imp = _hash("imp", dense, s.kind, s.rewind_iteration,
+                    _diff({k: s.pruning[k] for k in method}, {k: d.pruning[k] for k in method}))
+        out = {"dense": dense, "imp": imp}
     for name, target in s.transfer.targets.items():
         out[f"transfer:{name}"] = _hash("transfer", imp, _diff(target.dataset, _defaults().dataset))
     return out

@@ -14,6 +14,10 @@ mask     "chain"     the chain's level-L mask (a transfer: the source ticket's)
 schedule "full"      the whole learning-rate schedule, from iteration 0 (the dense run)
          "rewound"   the learning-rate schedule from iteration k
          "final"     constant at the schedule's final learning rate (fine-tuning)
+train    "masked"    under a fixed mask, pruned weights kept at zero
+         "iht"       iterative hard thresholding: the mask is chosen anew after every step (lth.iht)
+
+The one-shot sweep (lth.sweep) builds its variants from its methods with the same fields.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ class Variant:
     mask: str
     schedule: str = "rewound"
     chain: str = ""  # source variants: the mask chain whose level jobs train it
+    train: str = "masked"
 
     @property
     def heads_chain(self) -> bool:

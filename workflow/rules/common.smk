@@ -11,12 +11,11 @@ from pathlib import Path
 
 from lth import pins
 from lth.errors import LTHError
-from lth.parts import ANALYSES
+from lth.parts import ANALYSES, KINDS
 from lth.layout import TENSORS_FILE, tensors_file
 from lth.plan import Plan, check_results_folder, plan_of
 from lth.config import load as load_config
 from lth.tracking import resolve_uri
-from lth.variants import SOURCE
 
 # The repository: this file is in workflow/rules/.
 PROJECT = Path(str(workflow.current_basedir)).parents[1].as_posix()
@@ -120,10 +119,14 @@ wildcard_constraints:
     exp="|".join(EXPERIMENTS) or "^$",
     fp=r"[0-9a-f]{12}",
     seed=r"\d+",
-    level=r"\d\d",
+    level=r"\d{2,4}",
     k=r"\d+",
     runs=r"[0-9a-f]{8}",
-    chain="|".join(sorted({v.chain for v in SOURCE.values()})),
+    chain="|".join(
+        sorted({j.chain for p in PLANS.values() for j in p.jobs() if j.chain})
+    )
+    or "^$",
+    kind="|".join(sorted(KINDS)),
     target=r"[A-Za-z0-9][A-Za-z0-9_.-]*",
 
 

@@ -17,6 +17,7 @@ from typing import Any
 
 import torch
 
+from lth.errors import LTHError
 from lth.masks import Mask
 from lth.parts import SCORES, SELECTIONS
 
@@ -41,6 +42,26 @@ class Context:
 def scores(name: str, weights: Mapping[str, torch.Tensor], mask: Mask, context: Context | None = None) -> dict:
     """The registered score `name` of each prunable weight (CPU tensors shaped like the mask)."""
     return SCORES[name].load()(weights, mask, context or Context())
+
+
+def prune_to(method: Mapping[str, Any], density: float, weights: Mapping[str, torch.Tensor], mask: Mask,
+             context_for: Callable[[Mask], Context]) -> Mask:
+    """One-shot: `mask` pruned to `density` of all prunable weights by `method` (its score, distribution,
+    min_per_layer and rounds). Over several rounds the density falls exponentially, to `density` at
+    the last, and the score is computed anew under each round's mask (SynFlow's 100 rounds).
+    `context_for(mask)` gives the score's Context under a mask."""
+    from lth.masks import density as density_of
+    from lth.pruning.select import keep_density
+
+    start = density_of(mask)
+    if not 0.0 < density <= start:
+        raise LTHError(f"cannot prune to density {density:g}: the mask keeps {start:g} of the weights already")
+    rounds = method["rounds"]
+    for r in range(1, rounds + 1):
+        target = density if r == rounds else start * (density / start) ** (r / rounds)
+        mask = keep_density(scores(method["score"], weights, mask, context_for(mask)), mask, target,
+                            method["distribution"], method["min_per_layer"])
+    return mask
 
 
 def prune(pruning: Mapping[str, Any], weights: Mapping[str, torch.Tensor], mask: Mask, kinds: Mapping[str, str],

@@ -92,3 +92,48 @@ def layerwise(scores, mask: Mask, pruning: Mapping[str, Any], kinds: Mapping[str
 def global_threshold(scores, mask: Mask, pruning: Mapping[str, Any], kinds: Mapping[str, str]) -> Mask:
     """`pruning.global_rate` of all remaining weights, one threshold across layers."""
     return remove_globally(scores, mask, pruning["global_rate"])
+
+
+def _top_of_each_layer(scores: Mapping[str, torch.Tensor], mask: Mask, n: int) -> dict[str, torch.Tensor]:
+    """Flat bool masks: each layer's `n` highest-scoring alive weights (all of them if fewer)."""
+    out = {}
+    for name, m in mask.items():
+        alive = m.reshape(-1).cpu()
+        out[name] = _remove_lowest(scores[name].reshape(-1), alive, max(0, int(alive.sum()) - n))
+    return out
+
+
+def keep_globally(scores: Mapping[str, torch.Tensor], mask: Mask, keep: int, min_per_layer: int = 1) -> Mask:
+    """The `keep` highest scores across all layers, among the alive weights, with each layer keeping at
+    least its `min_per_layer` best (when no layer would fall below that, this is the plain global top-k)."""
+    names = list(mask)
+    forced = _top_of_each_layer(scores, mask, min_per_layer)
+    n_forced = sum(int(f.sum()) for f in forced.values())
+    if keep < n_forced:
+        raise LTHError(f"keeping {keep} weights leaves fewer than {min_per_layer} in some of the {len(names)} "
+                       f"layers: raise the density, or set min_per_layer: 0 to let layers be pruned away")
+    alive = torch.cat([mask[n].reshape(-1).cpu() & ~forced[n] for n in names])
+    flat = _remove_lowest(torch.cat([scores[n].reshape(-1) for n in names]), alive,
+                          int(alive.sum()) - (keep - n_forced))
+    return {n: (part | forced[n]).reshape(mask[n].shape) for n, part in
+            zip(names, flat.split([mask[n].numel() for n in names]))}
+
+
+def keep_density(scores: Mapping[str, torch.Tensor], mask: Mask, density: float, distribution: str,
+                 min_per_layer: int = 1) -> Mask:
+    """A mask keeping `density` of all prunable weights, distributed across layers by `distribution`
+    (lth.pruning.distribution); weights already pruned stay pruned."""
+    from lth.pruning.distribution import layer_counts
+
+    counts = layer_counts(distribution, mask, density, min_per_layer)
+    if counts is None:
+        return keep_globally(scores, mask, round(density * sum(m.numel() for m in mask.values())), min_per_layer)
+    new: Mask = {}
+    for name, m in mask.items():
+        alive = m.reshape(-1).cpu()
+        n_alive = int(alive.sum())
+        if counts[name] > n_alive:
+            raise LTHError(f"layer '{name}' should keep {counts[name]} weights at density {density:g} "
+                           f"({distribution}), but only {n_alive} remain")
+        new[name] = _remove_lowest(scores[name].reshape(-1), alive, n_alive - counts[name]).reshape(m.shape)
+    return new

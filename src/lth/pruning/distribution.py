@@ -1,0 +1,52 @@
+"""How many weights each layer keeps when a one-shot method prunes to a target density.
+
+uniform  every layer keeps the same fraction d of its weights
+erk      Erdos-Renyi-Kernel (Evci et al. 2020, RigL): layer l keeps a fraction proportional to
+         sum(shape) / prod(shape), scaled so that the whole network keeps d; a layer that would
+         keep more than all of its weights stays dense and the others are scaled again
+global   no per-layer counts: one ranking of the score across layers (lth.pruning.select)
+
+Counts are of a layer's weights, pruned or not: d is the density of the network, not a rate of
+what remains. `min_per_layer` keeps a layer from being pruned to nothing (layer collapse, the
+failure SynFlow was designed against) unless the settings set it to 0.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+
+import torch
+
+from lth.errors import LTHError
+
+DISTRIBUTIONS = ("global", "uniform", "erk")
+
+
+def erk_densities(shapes: Mapping[str, tuple[int, ...]], density: float) -> dict[str, float]:
+    """Per-layer densities whose weighted mean is `density`, proportional to sum(shape)/prod(shape)."""
+    sizes = {n: math.prod(s) for n, s in shapes.items()}
+    raw = {n: sum(s) / sizes[n] for n, s in shapes.items()}
+    dense: set[str] = set()
+    while True:
+        budget = density * sum(sizes.values()) - sum(sizes[n] for n in dense)
+        free = [n for n in shapes if n not in dense]
+        scale = budget / sum(raw[n] * sizes[n] for n in free)
+        over = [n for n in free if scale * raw[n] > 1.0]
+        if not over:
+            return {n: 1.0 if n in dense else scale * raw[n] for n in shapes}
+        dense.update(over)
+
+
+def layer_counts(distribution: str, mask: Mapping[str, torch.Tensor], density: float,
+                 min_per_layer: int = 1) -> dict[str, int] | None:
+    """Weights each layer keeps (None for `global`, which ranks across layers)."""
+    if distribution == "global":
+        return None
+    if distribution == "uniform":
+        fractions = {n: density for n in mask}
+    elif distribution == "erk":
+        fractions = erk_densities({n: tuple(m.shape) for n, m in mask.items()}, density)
+    else:
+        raise LTHError(f"unknown pruning distribution {distribution!r}; known: {', '.join(DISTRIBUTIONS)}")
+    return {n: max(min(min_per_layer, m.numel()), round(fractions[n] * m.numel())) for n, m in mask.items()}
