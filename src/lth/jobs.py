@@ -27,7 +27,7 @@ from lth.layout import RunKey, tensors_file
 from lth.parts import DATASETS
 from lth.plan import Job, Plan
 from lth.pruning import Context as PruneContext
-from lth.pruning import prune
+
 from lth.results import finished, write_run
 from lth.seeding import derive_seed
 from lth.settings import augments

@@ -15,6 +15,7 @@ from lth.report.captions import (accuracy_caption, curves_caption, differences_c
 from lth.report.figures import (plot_accuracy, plot_curves, plot_differences, plot_early_stop, plot_layer_density,
                                 plot_transfer)
 from lth.report.headline import MARGIN, headline, headline_table, headline_text, rule_text, title
+from lth.report.methods import methods, methods_caption, methods_table, plot_methods
 from lth.report.notebook import plain_errors, show_code, show_download, show_figure, show_markdown, show_table
 from lth.report.stats import (chance_levels, comparison_table, curve_variants, curves, differences, estimate,
                               pick_levels, transfer_table, versus)
@@ -23,7 +24,7 @@ from lth.report.tables import load, normalise_published
 __all__ = ["MARGIN", "accuracy_caption", "chance_levels", "comparison_table", "config_yaml", "curve_variants",
            "curves", "curves_caption", "describe", "differences", "differences_caption", "early_stop_caption",
            "estimate", "expected", "headline", "headline_table", "headline_text", "layer_density_caption", "load",
-           "missing", "missing_text", "normalise_published", "overview", "pick_levels", "plain_errors",
-           "plot_accuracy", "plot_curves", "plot_differences", "plot_early_stop", "plot_layer_density",
+           "methods", "methods_caption", "methods_table", "missing", "missing_text", "normalise_published", "overview", "pick_levels", "plain_errors",
+           "plot_accuracy", "plot_curves", "plot_methods", "plot_differences", "plot_early_stop", "plot_layer_density",
            "plot_transfer", "published_text", "rule_text", "show_code", "show_download", "show_figure", "show_markdown",
            "show_table", "title", "transfer_caption", "transfer_table", "versus"]

@@ -38,7 +38,8 @@ def _log_weights_axis(ax) -> None:
 
 
 def _band(ax, x, mean, std, variant: str, label: str, **kw) -> None:
-    (line,) = ax.plot(x, mean, marker="o", markersize=3, color=COLOURS.get(variant), label=label, **kw)
+    kw.setdefault("color", COLOURS.get(variant))
+    (line,) = ax.plot(x, mean, marker="o", markersize=3, label=label, **kw)
     ax.fill_between(x, mean - std, mean + std, color=line.get_color(), alpha=0.2, linewidth=0)
 
 
