@@ -119,7 +119,7 @@ BAD = [
         "targets": {"t": {"dataset": {"name": "mnist1d"}}}})), ["transfer", "'ticket'"]),
     ("a target without a dataset", one(exp(transfer={"targets": {"t": {}}})),
      ["transfer.targets.t", "'dataset' is a required property"]),
-    ("an unknown experiment kind", one(exp(kind="oneshot")), ["kind", "'oneshot'"]),
+    ("an unknown experiment kind", one(exp(kind="strong")), ["kind", "'strong'"]),
     ("an unknown analysis", one(exp(analyses=["nope"])), ["analyses.0", "'nope'"]),
     ("MNIST without download", one(exp(**{"dataset.name": "mnist", "model.name": "lenet_300_100",
                                           "model.options": {}})),

@@ -172,3 +172,18 @@ def test_rounds_fall_exponentially_to_the_exact_density(context):
     out = prune_to(method, 0.0625, weights, mask, context_for)
     assert sum(int(m.sum()) for m in out.values()) == round(0.0625 * 1600)
     assert seen == pytest.approx([1.0, 0.5, 0.25, 0.125], abs=1e-3)  # 0.0625 ** (r / 4)
+
+
+def test_biases_are_pruned_when_asked_as_greydanus_does(context):
+    ctx = context(sweep({"densities": [0.3], "controls": [], "methods": {"imp": {"at": "previous",
+                                                                               "distribution": "uniform"}}},
+                        pruning={"biases": True}, training={"iterations": 20, "eval_every": 10}))
+    _run_all(ctx)
+    L = ctx.plan.layout
+    mask = artifacts.load_tensors(L.mask(RunKey(0, 3000, "imp")))
+    final = artifacts.load_tensors(L.final(RunKey(0, 3000, "imp")))
+    assert {"linear1.bias", "linear2.bias", "linear3.bias"} <= set(mask)
+    for name in ("linear1.bias", "linear2.bias", "linear3.bias"):
+        assert int(mask[name].sum()) == round(0.3 * mask[name].numel())
+        assert (final[name][~mask[name]] == 0).all()
+    assert ctx.plan.layout.fingerprints["dense"] != plan_of("x", sweep(), "/tmp/x").layout.fingerprints["dense"]

@@ -17,7 +17,7 @@ from lth.errors import LTHError
 from lth.layout import dataset_dir, tensors_file
 from lth.settings import Settings, _validator_with_defaults, resolve
 
-KINDS = ("fc", "conv", "output")
+KINDS = ("fc", "conv", "output", "bias")
 
 
 def load(config: Any, schema_file: str | Path, source: str, cwd: str | Path = ".") -> tuple[dict, dict[str, Settings]]:
@@ -60,7 +60,7 @@ def check_layers(s: Settings, where: str) -> None:
     """Layer-wise rates for every kind of layer the model has; named layers that exist."""
     model = parts.MODELS[s.model.name]
     if s.pruning.strategy == "layerwise":
-        missing = [k for k in model.kinds if k not in s.pruning.rates]
+        missing = [k for k in (*model.kinds, *(["bias"] if s.pruning.biases else [])) if k not in s.pruning.rates]
         named = [k for k in s.pruning.rates if k not in KINDS]
         if missing and not named:
             raise LTHError(f"{where}: pruning.rates: no rate for the {', '.join(missing)} layers of model "
@@ -74,7 +74,7 @@ def check_layers(s: Settings, where: str) -> None:
     net = build_model(s.model.name, parts.DATASETS[s.dataset.name].input_shape,
                       parts.DATASETS[s.dataset.name].num_classes, seed=0, **s.model.options)
     try:
-        kinds = layer_kinds(net, s.pruning.exclude)
+        kinds = layer_kinds(net, s.pruning.exclude, s.pruning.biases)
         if s.pruning.strategy == "layerwise":
             layer_rates(kinds, s.pruning.rates)
     except LTHError as exc:

@@ -95,7 +95,7 @@ class Context:
         return output_layer_name(model)
 
     def kinds(self, model) -> dict[str, str]:
-        return masks.layer_kinds(model, self.plan.settings.pruning.exclude)
+        return masks.layer_kinds(model, self.plan.settings.pruning.exclude, self.plan.settings.pruning.biases)
 
     def augment(self, info) -> bool:
         return augments(self.plan.settings.training, info.name)
@@ -161,7 +161,7 @@ class Context:
         """theta_k: the dense run replayed to iteration k: the same batches and kernels, so, on a CPU at
         the same thread count, bitwise the weights the dense run had at k (tested)."""
         model = self.new_model(job.seed)
-        mask = masks.full_mask(model, self.plan.settings.pruning.exclude)
+        mask = masks.full_mask(model, self.plan.settings.pruning.exclude, self.plan.settings.pruning.biases)
         training = self.plan.settings.training
         seg = Segment(start=0, stop=job.k, lr=lambda t: lr_at(training, t), data_seed=derive_seed(job.seed, "data"),
                       label=str(job))

@@ -1,8 +1,9 @@
 """Pruning masks: which weights of a model are still alive.
 
 A mask is a plain ``dict[str, torch.BoolTensor]`` keyed by parameter name, covering exactly the
-prunable parameters (weights of Linear and Conv2d layers not excluded by the settings). Biases
-and BatchNorm parameters are never prunable. Keeping masks as plain dicts makes them trivial to
+prunable parameters (weights of Linear and Conv2d layers not excluded by the settings, and their
+biases when the settings prune biases, as Greydanus 2020 does). BatchNorm parameters are never
+prunable. Keeping masks as plain dicts makes them trivial to
 save (safetensors), compare and hand to the pruning strategies.
 """
 
@@ -18,8 +19,8 @@ from lth.errors import LTHError
 Mask = dict[str, torch.Tensor]
 
 
-def layer_kinds(model: nn.Module, exclude: Iterable[str] = ()) -> dict[str, str]:
-    """Prunable parameter name -> "conv" | "fc" | "output", in registration order.
+def layer_kinds(model: nn.Module, exclude: Iterable[str] = (), biases: bool = False) -> dict[str, str]:
+    """Prunable parameter name -> "conv" | "fc" | "output" (| "bias"), in registration order.
 
     The output layer is the last Linear of the model: Frankle & Carbin prune it at a lower rate.
     `exclude` names layers (module prefix, e.g. "linear1") or parameters ("linear1.weight").
@@ -40,6 +41,8 @@ def layer_kinds(model: nn.Module, exclude: Iterable[str] = ()) -> dict[str, str]
         if name in exclude or param in exclude:
             continue
         kinds[param] = kind
+        if biases and module.bias is not None and f"{name}.bias" not in exclude:
+            kinds[f"{name}.bias"] = "bias"
     known = {n for n, _ in model.named_modules()} | {n for n, _ in model.named_parameters()}
     unknown = sorted(exclude - known)
     if unknown:
@@ -47,10 +50,10 @@ def layer_kinds(model: nn.Module, exclude: Iterable[str] = ()) -> dict[str, str]
     return kinds
 
 
-def full_mask(model: nn.Module, exclude: Iterable[str] = ()) -> Mask:
+def full_mask(model: nn.Module, exclude: Iterable[str] = (), biases: bool = False) -> Mask:
     """All-ones mask over the prunable weights (level 0: nothing pruned yet)."""
     params = dict(model.named_parameters())
-    return {name: torch.ones_like(params[name], dtype=torch.bool) for name in layer_kinds(model, exclude)}
+    return {name: torch.ones_like(params[name], dtype=torch.bool) for name in layer_kinds(model, exclude, biases)}
 
 
 def check_mask(model: nn.Module, mask: Mapping[str, torch.Tensor], source: str = "mask") -> None:

@@ -341,7 +341,7 @@ def fingerprints(s: Settings) -> dict[str, str]:
     """Stage -> fingerprint of the settings its artifacts depend on, each including its upstream's.
 
     dense: dataset, model, training (less how often it checkpoints; augmentation as it applies),
-    the excluded layers (the dense mask); imp: + kind, rewind point and the pruning method (the
+    the excluded layers and whether biases are pruned (the dense mask); imp: + kind, rewind point and the pruning method (the
     score and strategy, with the keys they declare; not how many levels); transfer:<target>: +
     the target's dataset. A one-shot sweep (kind oneshot) has instead of imp a fingerprint of the
     dense one and the rewind point, and one per method ("method:<name>") of its own keys.
@@ -352,7 +352,7 @@ def fingerprints(s: Settings) -> dict[str, str]:
     training["augment"] = augments(s.training, s.dataset.name)  # the dataset's default, spelt out
     dense = _hash("dense", _changed(s, "dataset", "model"),
                   _diff(training, {k: v for k, v in d.training.items() if k not in NOT_RESULTS}),
-                  sorted(s.pruning.exclude))
+                  sorted(s.pruning.exclude), *(["biases pruned"] if s.pruning.biases else []))
     if s.kind == "oneshot":
         imp = _hash("oneshot", dense, s.rewind_iteration)
         out = {"dense": dense, "imp": imp, **{f"method:{name}": _hash("method", imp, _method_keys(s, m))

@@ -52,7 +52,7 @@ def start_state(ctx, key: RunKey) -> Start:
         artifacts.load_weights(model, layout.final(plan.previous(key)))
 
     if variant.mask == "full":
-        mask = masks.full_mask(model, s.pruning.exclude)
+        mask = masks.full_mask(model, s.pruning.exclude, s.pruning.biases)
     else:
         path = layout.mask(plan.chain_mask(key))
         mask = artifacts.load_tensors(path)

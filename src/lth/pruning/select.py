@@ -77,7 +77,7 @@ def layer_rates(kinds: Mapping[str, str], rates: Mapping[str, float]) -> dict[st
                 break
         else:
             raise LTHError(f"pruning.rates has no rate for layer '{layer}' (kind '{kind}')")
-    known = set(kinds.values()) | {"fc", "conv", "output"} | set(kinds) | {n.rsplit(".", 1)[0] for n in kinds}
+    known = set(kinds.values()) | {"fc", "conv", "output", "bias"} | set(kinds) | {n.rsplit(".", 1)[0] for n in kinds}
     unknown = sorted(set(rates) - known)
     if unknown:
         raise LTHError(f"pruning.rates: unknown layer or kind {unknown}; layers: {sorted(kinds)}")
