@@ -59,13 +59,14 @@ def check_paths(config: dict, source: str, cwd: str | Path) -> None:
 def check_layers(s: Settings, where: str) -> None:
     """Layer-wise rates for every kind of layer the model has; named layers that exist."""
     model = parts.MODELS[s.model.name]
-    if s.pruning.strategy == "layerwise":
+    layerwise = s.pruning.strategy == "layerwise" and s.kind == "imp"  # a one-shot sweep has no rates
+    if layerwise:
         missing = [k for k in (*model.kinds, *(["bias"] if s.pruning.biases else [])) if k not in s.pruning.rates]
         named = [k for k in s.pruning.rates if k not in KINDS]
         if missing and not named:
             raise LTHError(f"{where}: pruning.rates: no rate for the {', '.join(missing)} layers of model "
                            f"{s.model.name!r} (rates: {dict(s.pruning.rates)})")
-    if not s.pruning.exclude and all(k in KINDS for k in s.pruning.rates):
+    if not s.pruning.exclude and (not layerwise or all(k in KINDS for k in s.pruning.rates)):
         return
     from lth.masks import layer_kinds
     from lth.models import build_model
@@ -75,7 +76,7 @@ def check_layers(s: Settings, where: str) -> None:
                       parts.DATASETS[s.dataset.name].num_classes, seed=0, **s.model.options)
     try:
         kinds = layer_kinds(net, s.pruning.exclude, s.pruning.biases)
-        if s.pruning.strategy == "layerwise":
+        if layerwise:
             layer_rates(kinds, s.pruning.rates)
     except LTHError as exc:
         raise LTHError(f"{where}: {exc}") from None

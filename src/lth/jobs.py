@@ -24,7 +24,7 @@ from lth import artifacts, masks
 from lth.errors import LTHError
 from lth.files import write_json
 from lth.layout import RunKey, tensors_file
-from lth.parts import DATASETS
+from lth.parts import DATASETS, SCORES
 from lth.plan import Job, Plan
 from lth.pruning import Context as PruneContext
 
@@ -193,11 +193,37 @@ class Context:
                 return model
 
             return PruneContext(generator=generator, model=masked_model, batch=batch, input_shape=input_shape,
-                                options=plan.pruning_options(head))
+                                options=options)
 
+        options = plan.pruning_options(head)
+        observer = SCORES[options["score"]].info.get("observer")
+        if observer:
+            options = {**options, "significance": self.observe(head, observer, options)}
         new = plan.next_mask(head, weights, old, self.kinds(model), context_for)
         artifacts.save_tensors(plan.layout.mask(head), new)
         return new
+
+    def observe(self, head: RunKey, observer: str, options) -> dict:
+        """Scores accumulated during training (BINGO): the dense run replayed from theta_0 over the same
+        batches with the score's observer watching (it leaves the trajectory bitwise as it was), once
+        per seed and method; the densities' jobs share the file, and a lock keeps it computed once."""
+        path = self.plan.observed(head)
+        with exclusive(self.plan.layout.lock(f"observe-{head.seed}-{path.stem}"), f"observe {head}"):
+            if not path.exists():
+                from lth.registry import Part
+
+                model = self.new_model(head.seed)
+                mask = masks.full_mask(model, self.plan.settings.pruning.exclude, self.plan.settings.pruning.biases)
+                init = {k: v.detach().clone() for k, v in model.state_dict().items()}
+                watch = Part("observer", observer).load()(model, mask, seed=derive_seed(head.seed, "observe"),
+                                                          init=init, **options[options["score"]])
+                training = self.plan.settings.training
+                seg = Segment(start=0, stop=training.iterations, lr=lambda t: lr_at(training, t),
+                              data_seed=derive_seed(head.seed, "data"), label=f"observe {head}")
+                train(model, mask, self.splits(), training, seg, augment=self.augment(self.splits().info),
+                      observe=watch)
+                artifacts.save_tensors(path, watch.scores())
+        return artifacts.load_tensors(path)
 
     def _level(self, job: Job) -> list[dict[str, Any]]:
         """One pruning round of a chain: prune its mask (unless its head run finished under it before),

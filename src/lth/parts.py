@@ -51,6 +51,18 @@ SCORES.add("random", "lth.pruning.random:score")
 SCORES.add("snip", "lth.pruning.snip:score", data=True)
 SCORES.add("grasp", "lth.pruning.grasp:score", data=True)
 SCORES.add("synflow", "lth.pruning.synflow:score", rounds=100)
+# observer: accumulated while the dense run trains (a job replays it with the observer watching)
+SCORES.add("bingo", "lth.pruning.bingo:score", observer="lth.pruning.bingo:Significance", keys={"bingo": {
+    "type": "object", "additionalProperties": False, "default": {}, "properties": {
+        "fraction": {"type": "number", "exclusiveMinimum": 0, "maximum": 1, "default": 0.01},
+        "subsets": {"type": "integer", "minimum": 1, "default": 1},
+        "every": {"type": "integer", "minimum": 1, "default": 1},
+        "reset": {"enum": ["init", "zero"], "default": "init"},
+        "measure": {"enum": ["loss", "accuracy"], "default": "loss"},
+        "average": {"enum": ["halving", "mean"], "default": "halving"}},
+    "description": "bingo: significance sampling during training (lth.pruning.bingo): the fraction of a "
+                   "layer's weights per subset, subsets per layer, every how many steps, reset to init or "
+                   "zero, change of loss or accuracy, halving or mean"}})
 
 # Mask selections: (scores, mask, settings, kinds) -> the next mask. `pruning.strategy` names one.
 SELECTIONS = Registry("pruning strategy")

@@ -103,6 +103,11 @@ class Sweep(Plan):
     def pruning_options(self, head: RunKey):
         return self.method(head)
 
+    def observed(self, head: RunKey) -> Path:
+        """Where the scores a method's observer accumulated during the dense run's replay are kept:
+        one file per seed and method (its settings' fingerprint in the name), shared by its densities."""
+        return self.layout.seed_dir(head.seed) / "observed" / f"{self.layout.variant_dir(head.variant)}.safetensors"
+
     def next_mask(self, head: RunKey, weights, mask, kinds, context_for):
         from lth.pruning import prune_to
 

@@ -14,11 +14,11 @@ from lth.variants import DENSE
 CONTROL_STYLES = {"": "-", "shuffle": "--", "reinit": ":"}
 
 
-def methods(summary: pd.DataFrame) -> list[str]:
-    """The one-shot methods of a sweep, in table order (none for an IMP experiment)."""
-    pruned = summary.loc[summary["level"] > 0, "variant"]
-    names = list(dict.fromkeys(v.split("-")[0] for v in pruned))
-    return [] if any(v in COLOURS for v in names) else names
+def methods(summary: pd.DataFrame, config: dict | None = None) -> list[str]:
+    """The one-shot methods of a sweep (`config`: its experiment's), in table order; none for IMP."""
+    if (config or {}).get("kind") != "oneshot":
+        return []
+    return list(dict.fromkeys(v.split("-")[0] for v in summary.loc[summary["level"] > 0, "variant"]))
 
 
 def methods_table(summary: pd.DataFrame) -> pd.DataFrame:
@@ -29,8 +29,7 @@ def methods_table(summary: pd.DataFrame) -> pd.DataFrame:
     density = stats.groupby("level")["weights_remaining"].mean()
     table.index = [f"{100 * density[level]:.3g} %" for level in table.index]
     table.index.name = "weights remaining"
-    order = [v for m in methods(summary) for v in table.columns if v.split("-")[0] == m]
-    return table.iloc[::-1][order]
+    return table.iloc[::-1]
 
 
 def plot_methods(summary: pd.DataFrame) -> Figure:
@@ -40,7 +39,7 @@ def plot_methods(summary: pd.DataFrame) -> Figure:
     stats = by_level(summary)
     for dense in stats[stats["level"] == 0].itertuples():
         ax.axhline(100 * dense.mean, color=COLOURS[DENSE], linestyle="--", linewidth=1, label=f"{DENSE}")
-    for i, method in enumerate(methods(summary)):
+    for i, method in enumerate(dict.fromkeys(v.split("-")[0] for v in stats.loc[stats["level"] > 0, "variant"])):
         for v in dict.fromkeys(stats.loc[stats["variant"].str.split("-").str[0] == method, "variant"]):
             rows = stats[stats["variant"] == v]
             control = v.partition("-")[2]
