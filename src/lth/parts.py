@@ -49,7 +49,9 @@ SCORES = Registry("pruning score")
 SCORES.add("magnitude", "lth.pruning.magnitude:score")
 SCORES.add("random", "lth.pruning.random:score")
 SCORES.add("snip", "lth.pruning.snip:score", data=True)
-SCORES.add("grasp", "lth.pruning.grasp:score", data=True)
+SCORES.add("grasp", "lth.pruning.grasp:score", data=True, keys={"grasp_temperature": {
+    "type": "number", "exclusiveMinimum": 0, "default": 200,
+    "description": "grasp: logits divided by this before the loss (200 in the authors' code; 1: the formula)"}})
 SCORES.add("synflow", "lth.pruning.synflow:score", rounds=100)
 # observer: accumulated while the dense run trains (a job replays it with the observer watching)
 SCORES.add("bingo", "lth.pruning.bingo:score", observer="lth.pruning.bingo:Significance", keys={"bingo": {

@@ -3,19 +3,18 @@ Training by Preserving Gradient Flow").
 
 On one batch of `pruning.batch` examples (default 256): L = cross-entropy(logits / T, labels),
 g = dL/dw detached, Hg = d(g . dL/dw)/dw by double backward, score = w * Hg.
-Sign: the paper scores S(-w) = -w * Hg and removes the *largest*; its code (alecwangcq/GraSP) keeps
-the scores <= the threshold of -w * Hg, and Synaptic-Flow scores w * Hg and removes the lowest. Here,
-like Synaptic-Flow, the lowest w * Hg go first: the same weights as the paper's rule.
+Sign: the paper scores S(-w) = -w * Hg and removes the largest (so does its code, alecwangcq/GraSP);
+Synaptic-Flow scores w * Hg and removes the lowest, as here: the same weights go.
 Temperature T: `pruning.grasp_temperature`, default 200, the value of the authors' code and of
 Synaptic-Flow (the paper's formula has no T; T = 1 gives it as written).
-w, g and H range over the prunable weights only (biases and BatchNorm are constants), as in both
-codes; g is restricted to the alive weights (the sparse network's gradient, as Synaptic-Flow's masked
-layers give; at a full mask it is the paper's g). The authors' code sums g and Hg over two halves
-of a class-balanced sample, which scales both by constants (same ranking as one batch, up to
-BatchNorm's per-batch statistics); here the batch is `context.batch`'s. Its re-initialisation of
-Linear layers and its division by |sum of scores| (a positive constant) are left out.
-Computed on a deep copy of the model in training mode (BatchNorm uses the batch's statistics, as in
-the authors' code), in the model's dtype.
+w, g and H range over the parameters in the mask (the prunable weights, and biases when they are
+pruned; BatchNorm is constant), as both codes do for weights. g is restricted to the alive ones
+(the sparse network's gradient, as Synaptic-Flow's masked layers give; at a full mask it is the
+paper's g). The authors' code sums g and Hg over two halves of a class-balanced sample, which
+scales both by constants (same ranking as one batch, up to BatchNorm's per-batch statistics); here
+the batch is `context.batch`'s. Its re-initialisation of Linear layers and its division by
+|sum of scores| (a positive constant) are left out. Computed on a deep copy of the model in
+training mode (BatchNorm uses the batch's statistics, as in the authors' code), in the model's dtype.
 """
 
 from __future__ import annotations
