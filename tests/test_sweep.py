@@ -187,3 +187,31 @@ def test_biases_are_pruned_when_asked_as_greydanus_does(context):
         assert int(mask[name].sum()) == round(0.3 * mask[name].numel())
         assert (final[name][~mask[name]] == 0).all()
     assert ctx.plan.layout.fingerprints["dense"] != plan_of("x", sweep(), "/tmp/x").layout.fingerprints["dense"]
+
+
+@pytest.mark.parametrize("score", ["synflow", "magnitude"])
+def test_no_layer_of_resnet20_is_pruned_away_unless_the_settings_allow_it(score):
+    """Layer collapse: SynFlow's iterative rounds and the per-layer floor each keep every layer,
+    the 1x1 shortcut convolutions included, at 0.5 % of the weights."""
+    from lth.models import build_model
+    from lth.pruning import Context, prune_to
+
+    model = build_model("resnet20", (3, 32, 32), 10, seed=0)
+    mask = masks.full_mask(model)
+    weights = {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+    def context_for(m):
+        def masked():
+            model.load_state_dict(weights)
+            masks.apply_mask(model, m)
+            return model
+        return Context(model=masked, input_shape=(3, 32, 32))
+
+    method = {"score": score, "distribution": "global", "min_per_layer": 1, "rounds": 100 if score == "synflow" else 1}
+    out = prune_to(method, 0.005, weights, mask, context_for)
+    assert sum(int(m.sum()) for m in out.values()) == round(0.005 * sum(m.numel() for m in mask.values()))
+    assert all(int(m.sum()) >= 1 for m in out.values())
+    assert any("shortcut" in n or "downsample" in n for n in out)  # the 1x1 convolutions are among them
+    if score == "magnitude":  # without the floor, one-shot magnitude at init empties some layer: the guard acted
+        bare = prune_to({**method, "min_per_layer": 0}, 0.005, weights, mask, context_for)
+        assert any(int(m.sum()) == 0 for m in bare.values())

@@ -66,7 +66,8 @@ def check_layers(s: Settings, where: str) -> None:
         if missing and not named:
             raise LTHError(f"{where}: pruning.rates: no rate for the {', '.join(missing)} layers of model "
                            f"{s.model.name!r} (rates: {dict(s.pruning.rates)})")
-    if not s.pruning.exclude and (not layerwise or all(k in KINDS for k in s.pruning.rates)):
+    synflow = s.kind == "oneshot" and any(m.score == "synflow" for m in s.oneshot.methods.values())
+    if not s.pruning.exclude and not synflow and (not layerwise or all(k in KINDS for k in s.pruning.rates)):
         return
     from lth.masks import layer_kinds
     from lth.models import build_model
@@ -78,6 +79,13 @@ def check_layers(s: Settings, where: str) -> None:
         kinds = layer_kinds(net, s.pruning.exclude, s.pruning.biases)
         if layerwise:
             layer_rates(kinds, s.pruning.rates)
+        if synflow:  # a model with no positive path from input to output: refused now, not after training
+            from lth.masks import full_mask
+            from lth.pruning import Context, scores
+
+            mask = full_mask(net, s.pruning.exclude, s.pruning.biases)
+            shape = tuple(parts.DATASETS[s.dataset.name].input_shape)
+            scores("synflow", net.state_dict(), mask, Context(model=lambda: net, input_shape=shape))
     except LTHError as exc:
         raise LTHError(f"{where}: {exc}") from None
 
