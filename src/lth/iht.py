@@ -5,10 +5,10 @@ for Sparse Neural Networks" (arXiv:2509.20323) for two-layer ReLU networks (lth.
 lottery-ticket mask, the kept set is chosen anew after every step, so a pruned weight re-enters
 when its gradient makes it large enough. `Projector` is the `enforce` hook of `lth.training.train`.
 
-The density may start at 1 and fall over training (a warm-up, then the cubic schedule of Zhu &
-Gupta 2017, "To prune, or not to prune"): on real data a dense start finds better supports, while
-the planted recovery of lth.planted uses the paper's fixed budget from the first step (warmup =
-ramp = 0).
+The density may start at 1 and fall over training: dense warm-up iterations, then the cubic
+gradual-pruning schedule of Zhu & Gupta 2017 ("To prune, or not to prune"), the usual recipe for
+training sparse networks on real data. The planted recovery of lth.planted uses the paper's
+setting instead: the final budget from the first step (warmup = ramp = 0).
 """
 
 from __future__ import annotations
@@ -83,11 +83,6 @@ class Projector:
     @property
     def mask(self) -> dict[str, torch.Tensor]:
         return {n: k.cpu() for n, k in zip(self.names, self._keep)}
-
-    def counts(self, t: int) -> dict[str, int]:
-        """Weights kept per layer at iteration t (scope "layer"; for "global" the split is data-dependent)."""
-        d = density_at(t, self.final_density, self.warmup, self.ramp)
-        return {n: round(d * p.numel()) for n, p in zip(self.names, self.params)}
 
     @torch.no_grad()
     def __call__(self, t: int) -> None:
