@@ -53,6 +53,7 @@ def _per_variant(ax, summary: pd.DataFrame, column: str, scale: float, from_dens
                    color=COLOURS[DENSE], alpha=0.12, linewidth=0)
     for v in variants(summary):
         rows = stats[(stats["variant"] == v) | (from_dense & (stats["level"] == 0))]
+        rows = rows.sort_values("weights_remaining", ascending=False, kind="stable")  # a sweep's levels too
         _band(ax, 100 * rows["weights_remaining"], scale * rows["mean"], scale * rows["std"], v, v)
 
 

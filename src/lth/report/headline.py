@@ -17,7 +17,7 @@ import pandas as pd
 
 from lth.variants import DENSE
 from lth.report.stats import (CHAIN_HEADS, CONFIDENCE, CONTROLS, Estimate, by_level, interval, pct, points,
-                              t_factor, variants, versus, wr)
+                              pruned_levels, t_factor, variants, versus, wr)
 from lth.report.tables import Results
 
 MARGIN = 0.01  # one point of test accuracy
@@ -95,9 +95,10 @@ def _step(summary: pd.DataFrame, variant: str, level: int, margin: float) -> Ste
     return Step(level, runs["weights_remaining"].mean(), e, passes(e, margin))
 
 
-def headline(summary: pd.DataFrame, margin: float = MARGIN) -> Headline | None:
+def headline(summary: pd.DataFrame, margin: float = MARGIN, kind: str = "imp") -> Headline | None:
     """The ticket (else the first chain present) against dense by the rule above, and against its
-    stronger control where the headline's numbers are taken. None if nothing was pruned."""
+    stronger control where the headline's numbers are taken. None if nothing was pruned.
+    `kind`: the experiment's (a one-shot sweep's levels are walked in the order of density)."""
     present = variants(summary)
     variant = next((v for v in CHAIN_HEADS if v in present), present[0] if present else None)
     if variant is None:
@@ -105,12 +106,13 @@ def headline(summary: pd.DataFrame, margin: float = MARGIN) -> Headline | None:
     stats = by_level(summary)
     dense = stats[stats["level"] == 0].iloc[0]
     steps = []
-    for level in range(1, int(summary["level"].max()) + 1):  # a level without runs stops the walk
+    levels = pruned_levels(summary, kind)
+    for level in levels:  # a level without the variant's runs stops the walk
         steps.append(_step(summary, variant, level, margin))
         if not steps[-1].passed:
             break
     passed = [s for s in steps if s.passed]
-    first = int(summary.loc[(summary["variant"] == variant) & (summary["level"] > 0), "level"].min())
+    first = next(lv for lv in levels if ((summary["variant"] == variant) & (summary["level"] == lv)).any())
     at = passed[-1] if passed else _step(summary, variant, first, margin)
     head = Headline(variant, dense["mean"], dense["std"], int(dense["seeds"]), steps, at)
     there = stats[(stats["level"] == at.level) & stats["variant"].isin(CONTROLS)]

@@ -41,7 +41,7 @@ def plot_methods(summary: pd.DataFrame) -> Figure:
         ax.axhline(100 * dense.mean, color=COLOURS[DENSE], linestyle="--", linewidth=1, label=f"{DENSE}")
     for i, method in enumerate(dict.fromkeys(v.split("-")[0] for v in stats.loc[stats["level"] > 0, "variant"])):
         for v in dict.fromkeys(stats.loc[stats["variant"].str.split("-").str[0] == method, "variant"]):
-            rows = stats[stats["variant"] == v]
+            rows = stats[stats["variant"] == v].sort_values("weights_remaining", ascending=False)
             control = v.partition("-")[2]
             _band(ax, 100 * rows["weights_remaining"], 100 * rows["mean"], 100 * rows["std"], v, v,
                   linestyle=CONTROL_STYLES.get(control, "-."), color=f"C{i % 10}")

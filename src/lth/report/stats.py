@@ -184,6 +184,17 @@ def chance_levels(config: dict[str, Any], targets) -> dict[str, float]:
     return out
 
 
+def pruned_levels(summary: pd.DataFrame, kind: str = "imp") -> list[int]:
+    """The pruned levels from the densest to the sparsest: IMP's 1, 2, ... up to its last (a level
+    lost in between stays in the sequence, so that a walk down the levels stops there); a one-shot
+    sweep's (numbered by density, lth.sweep) from its largest density down."""
+    pruned = summary[summary["level"] > 0]
+    if kind != "oneshot":
+        return list(range(1, int(pruned["level"].max()) + 1)) if len(pruned) else []
+    density = pruned.groupby("level")["weights_remaining"].mean()
+    return [int(lv) for lv in density.sort_values(ascending=False, kind="stable").index]
+
+
 def pick_levels(levels: list[int], n: int = 3) -> list[int]:
     """Up to `n` pruned levels spread evenly from the first to the last."""
     levels = sorted(set(levels) - {0})
