@@ -215,3 +215,13 @@ def test_no_layer_of_resnet20_is_pruned_away_unless_the_settings_allow_it(score)
     if score == "magnitude":  # without the floor, one-shot magnitude at init empties some layer: the guard acted
         bare = prune_to({**method, "min_per_layer": 0}, 0.005, weights, mask, context_for)
         assert any(int(m.sum()) == 0 for m in bare.values())
+
+
+def test_random_scores_pruned_globally_keep_every_layer_at_the_density():
+    from lth.pruning import Context, scores
+
+    g = torch.Generator().manual_seed(3)
+    mask = {"a": torch.ones(100, 40, dtype=torch.bool), "b": torch.ones(10, 100, dtype=torch.bool)}
+    s = scores("random", None, mask, Context(generator=lambda: g))
+    kept = keep_globally(s, mask, 2500)
+    assert abs(int(kept["a"].sum()) - 2000) <= 1 and abs(int(kept["b"].sum()) - 500) <= 1
