@@ -225,3 +225,20 @@ def test_random_scores_pruned_globally_keep_every_layer_at_the_density():
     s = scores("random", None, mask, Context(generator=lambda: g))
     kept = keep_globally(s, mask, 2500)
     assert abs(int(kept["a"].sum()) - 2000) <= 1 and abs(int(kept["b"].sum()) - 500) <= 1
+
+
+def test_an_iht_method_ends_at_its_density_and_its_controls_train_on_its_mask(context):
+    ctx = context(sweep({"densities": [0.2], "methods": {"iht": {"train": "iht", "distribution": "uniform",
+                                                                "iht": {"warmup": 10, "ramp": 20}}}},
+                        training={"iterations": 60, "eval_every": 20}))
+    _run_all(ctx)
+    L = ctx.plan.layout
+    head = artifacts.load_tensors(L.mask(RunKey(0, 2000, "iht")))
+    weights = artifacts.load_tensors(L.final(RunKey(0, 2000, "iht")))
+    for name, m in head.items():
+        assert int(m.sum()) == round(0.2 * m.numel())  # uniform: every layer at the density
+        assert (weights[name][~m] == 0).all() and int((weights[name] != 0).sum()) == int(m.sum())
+    shuffled = artifacts.load_tensors(L.mask(RunKey(0, 2000, "iht-shuffle")))
+    assert masks.counts(shuffled) == masks.counts(head)
+    reinit = artifacts.load_tensors(L.mask(RunKey(0, 2000, "iht-reinit")))
+    assert all(torch.equal(reinit[n], head[n]) for n in head)

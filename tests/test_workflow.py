@@ -162,3 +162,33 @@ def test_every_preset_plans(tmp_path, preset):
 def test_a_preset_that_does_not_exist_is_named(tmp_path):
     run = snakemake(tmp_path, "-n", "--configfile", ROOT / "config" / "presets" / "nope.yaml")
     assert run.returncode != 0 and "nope.yaml" in run.stdout + run.stderr
+
+
+@pytest.mark.slow
+def test_a_one_shot_sweep_end_to_end_and_grown_trains_only_the_new_density(tmp_path):
+    sweep = {**tiny({"training": {"iterations": 60, "eval_every": 30}}), "kind": "oneshot", "oneshot": {
+        "densities": [0.5, 0.1], "controls": ["shuffle"], "methods": {
+            "magnitude": {}, "snip": {"score": "snip", "at": "init", "batch": 50},
+            "bingo": {"score": "bingo", "bingo": {"fraction": 0.05, "every": 5}},
+            "iht": {"train": "iht", "iht": {"warmup": 10, "ramp": 20}}}}}
+    config = write_config(tmp_path, {"sweep": sweep}, reports_dir=str(tmp_path / "reports"))
+    run = snakemake(tmp_path, "--configfile", config)
+    assert run.returncode == 0, run.stdout + run.stderr
+    results = tmp_path / "results" / "sweep"
+    rows = list(csv.DictReader((results / "summary.csv").open()))
+    assert len(rows) == 1 + 2 * 4 * 2
+    for r in rows:
+        if r["level"] != "0":
+            assert abs(float(r["weights_remaining"]) - int(r["level"]) / 10000) < 0.002, r
+    page = (tmp_path / "reports" / "sweep.html").read_text()
+    assert "Pruning methods compared" in page and (tmp_path / "reports" / "sweep" / "methods.png").exists()
+    finished = {p: p.stat().st_mtime_ns for p in results.glob("oneshot-*/seed0/level*/*/metrics.json")}
+    assert len(finished) == 2 * 4 * 2
+    grown = {**sweep, "oneshot": {**sweep["oneshot"], "densities": [0.5, 0.1, 0.05]}}
+    config = write_config(tmp_path, {"sweep": grown}, reports_dir=str(tmp_path / "reports"))
+    plan = snakemake(tmp_path, "-n", "--configfile", config)
+    assert plan.returncode == 0, plan.stderr
+    assert "dense" not in planned_jobs(plan) and planned_jobs(plan)["level"] == 4, plan.stdout
+    assert snakemake(tmp_path, "--configfile", config).returncode == 0
+    assert {p: p.stat().st_mtime_ns for p in finished} == finished  # nothing finished was retrained
+    assert len(list(csv.DictReader((results / "summary.csv").open()))) == 1 + 3 * 4 * 2
