@@ -75,11 +75,13 @@ def test_the_mask_overlap_analysis_against_a_direct_count(context):
         ctx.run(job)
     path = analyses.run(ctx.plan, "mask_overlap")
     rows = path.read_text().splitlines()
-    assert rows[0] == "experiment,level,seed_a,seed_b,weights_remaining,jaccard,jaccard_if_random"
+    assert rows[0] == ("experiment,variant,compare,seed_a,level_a,seed_b,level_b,weights_remaining_a,"
+                       "weights_remaining_b,jaccard,jaccard_if_random")
     a, b = (artifacts.load_tensors(ctx.plan.layout.mask(RunKey(s, 1, "ticket"))) for s in (0, 1))
     flat_a, flat_b = (torch.cat([m[n].flatten() for n in sorted(m)]) for m in (a, b))
     direct = (flat_a & flat_b).sum().item() / (flat_a | flat_b).sum().item()
-    assert float(rows[1].split(",")[5]) == pytest.approx(direct) and jaccard(a, a) == 1.0
+    assert rows[1].startswith("exp,ticket,seeds,0,1,1,1,")
+    assert float(rows[1].split(",")[9]) == pytest.approx(direct) and jaccard(a, a) == 1.0
 
 
 SEEN = {}
@@ -125,3 +127,20 @@ def test_the_same_job_started_twice_at_once_trains_once(context):
     assert second.wait(timeout=600) == 0
     assert "is already running" in second.stderr.read()
     assert metrics.stat().st_mtime_ns == stamp  # the second kept the first's run
+
+
+def test_mask_overlap_across_levels_of_nested_imp_masks_is_their_density_ratio(context):
+    from lth import analyses
+
+    ctx = context({"variants": ["ticket"], "seeds": [0], "pruning": {"levels": 2}, "analyses": ["mask_overlap"],
+                   "training": {"iterations": 40, "eval_every": 20}})
+    for job in ctx.plan.jobs():
+        ctx.run(job)
+    import csv
+
+    rows = list(csv.DictReader(analyses.run(ctx.plan, "mask_overlap").open()))
+    (row,) = [r for r in rows if r["compare"] == "levels"]
+    p, q = float(row["weights_remaining_a"]), float(row["weights_remaining_b"])
+    assert (row["level_a"], row["level_b"]) == ("1", "2")
+    assert float(row["jaccard"]) == pytest.approx(q / p)  # IMP's level-2 mask lies inside level 1's
+    assert float(row["jaccard_if_random"]) == pytest.approx(p * q / (p + q - p * q))

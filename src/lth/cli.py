@@ -280,7 +280,7 @@ def parser() -> argparse.ArgumentParser:
 
     j = sub.add_parser("job", help="run one job of the workflow's plan (what the Snakemake rules call)",
                        description="Run one planned job of the experiment whose settings.json is in --results.")
-    j.add_argument("stage", choices=["dense", "rewind", "level", "transfer"])
+    j.add_argument("stage", choices=["dense", "rewind", "level", "transfer", "probe"])
     run_args(j, by_hand=False)
     j.add_argument("--level", type=int, default=0, help="level jobs: the pruning level")
     j.add_argument("--chain", default="", help="level jobs: the mask chain (kind oneshot: the method)")

@@ -233,6 +233,12 @@ class Context:
             self.prune(job.seed, job.level, job.chain)
         return self._record(job)
 
+    def _probe(self, job: Job) -> list[dict[str, Any]]:
+        """The runs an analysis trains for itself (lth.analyses)."""
+        from lth.analyses import module
+
+        return module(job.chain).train(self, job)
+
     def _transfer(self, job: Job) -> list[dict[str, Any]]:
         return self._record(job)
 

@@ -10,6 +10,8 @@
                                                   (lth.sweep), <mfp> its method's fingerprint
     <root>/transfer-<T>-<fp>/seed<S>/level<LL>/<variant>/   a level-LL ticket trained on target T
     <root>/transfer-<T>-<fp>/seed<S>.json                   marks a finished transfer job
+    <root>/<analysis>-<fp>/seed<S>/level<LL>/<variant>/     a run an analysis trains (lth.analyses)
+    <root>/<analysis>-<fp>/seed<S>/level<LL>-k<K>.json      marks a finished analysis job
 Every run folder holds mask.safetensors, final.safetensors and metrics.json (written last).
 <fp> is the stage's settings fingerprint (lth.settings.fingerprints): changed settings get new
 folders, and a stage whose settings did not change keeps its runs.
@@ -69,9 +71,11 @@ class RunKey:
     level: int
     variant: str
     target: str | None = None
+    analysis: str | None = None  # a run that an analysis trains for itself (lth.analyses)
 
     def __str__(self) -> str:
-        return f"seed {self.seed} level {self.level} {self.variant}" + (f" on {self.target}" if self.target else "")
+        where = f" on {self.target}" if self.target else (f" for {self.analysis}" if self.analysis else "")
+        return f"seed {self.seed} level {self.level} {self.variant}{where}"
 
 
 @dataclass(frozen=True)
@@ -115,7 +119,12 @@ class Layout:
         """Where a seed's pruned runs live: in imp-<fp>, or in the target's transfer folder."""
         return (self.transfer_dir(target) if target else self.stage_dir("imp")) / f"seed{seed}"
 
+    def analysis_dir(self, name: str) -> Path:
+        return self.root / f"{name}-{self.fingerprints[f'analysis:{name}']}"
+
     def run_dir(self, key: RunKey) -> Path:
+        if key.analysis:
+            return self.analysis_dir(key.analysis) / f"seed{key.seed}" / f"level{_level(key.level)}" / key.variant
         if key.level == 0 and not key.target:
             return self.stage_dir("dense") / f"seed{key.seed}"
         return self.seed_dir(key.seed, key.target) / f"level{_level(key.level)}" / self.variant_dir(key.variant)
@@ -148,6 +157,10 @@ class Layout:
     def level_record(self, seed: int, level: int, chain: str, runs: str) -> Path:
         """Written when a level job of `chain` is complete: which runs it holds (`runs`: their id)."""
         return self.seed_dir(seed) / f"level{_level(level)}" / f"{chain}-{runs}.json"
+
+    def analysis_record(self, name: str, seed: int, level: int, k: int) -> Path:
+        """Written when an analysis job (name, seed, level, k) has trained its runs."""
+        return self.analysis_dir(name) / f"seed{seed}" / f"level{_level(level)}-k{k}.json"
 
     def transfer_record(self, seed: int, target: str, runs: str) -> Path:
         """Written when the transfer job of (seed, target) is complete: which runs it holds."""

@@ -79,6 +79,22 @@ KINDS = Registry("experiment kind")
 KINDS.add("imp", "lth.plan:Plan")
 KINDS.add("oneshot", "lth.sweep:Sweep")
 
-# Analyses: stages that compute from finished runs and write a table beside summary.csv.
+# Analyses: stages that compute from finished runs and write a table beside summary.csv; trains:
+# it trains runs of its own (trained_by: its keys those runs depend on); check: its consistency
+# check of the settings ((settings, where) -> None, LTHError on bad input).
 ANALYSES = Registry("analysis")
 ANALYSES.add("mask_overlap", "lth.analyses.mask_overlap:compute")
+ANALYSES.add("instability", "lth.analyses.instability:compute", trains=True, trained_by=(),
+             check="lth.analyses.instability:check", keys={"instability": {
+                 "type": "object", "additionalProperties": False, "default": {}, "properties": {
+                     "rewind_points": {"type": "array", "items": {"type": "integer", "minimum": 0}, "minItems": 1,
+                                       "uniqueItems": True, "default": [0, 25, 100, 300],
+                                       "description": "rewind points k: copies start from the dense run's theta_k"},
+                     "levels": {"type": "array", "items": {"type": "integer", "minimum": 0}, "minItems": 1,
+                                "uniqueItems": True, "default": [0],
+                                "description": "0: the dense network; L: the ticket of IMP level L"},
+                     "points": {"type": "integer", "default": 11,
+                                "description": "points on the linear path between the copies, endpoints included"},
+                     "threshold": {"type": "number", "default": 0.02,
+                                   "description": "stable when the error barrier is below this (fraction)"}},
+                 "description": "instability analysis (Frankle et al. 2020): see lth.analyses.instability"}})

@@ -27,7 +27,7 @@ from lth.layout import Layout, RunKey, tensors_file
 from lth.settings import Settings, fingerprints, resolve
 from lth.variants import DENSE, DENSE_RUN, SOURCE, TRANSFER, Variant, chains
 
-STAGES = ("dense", "rewind", "level", "transfer")
+STAGES = ("dense", "rewind", "level", "transfer", "probe")
 FORMAT = 2  # of settings.json; 1 (no "format" key) was the layout seed<S>/level<LL>/<variant>/
 
 
@@ -44,7 +44,8 @@ class Job:
     def __str__(self) -> str:
         return {"dense": f"dense seed {self.seed}", "rewind": f"theta_k seed {self.seed} k={self.k}",
                 "level": f"{self.chain} chain seed {self.seed} level {self.level}",
-                "transfer": f"transfer seed {self.seed} to {self.target}"}[self.stage]
+                "transfer": f"transfer seed {self.seed} to {self.target}",
+                "probe": f"{self.chain} seed {self.seed} level {self.level} k={self.k}"}[self.stage]
 
     @property
     def name(self) -> str:
@@ -52,7 +53,8 @@ class Job:
         level = self.level if isinstance(self.level, str) else f"{self.level:02d}"
         return {"dense": f"dense-seed{self.seed}", "rewind": f"rewind-seed{self.seed}-k{self.k}",
                 "level": f"level{level}-{self.chain}-seed{self.seed}-{self.runs}",
-                "transfer": f"transfer-{self.target}-seed{self.seed}-{self.runs}"}[self.stage]
+                "transfer": f"transfer-{self.target}-seed{self.seed}-{self.runs}",
+                "probe": f"probe-{self.chain}-seed{self.seed}-level{level}-k{self.k}"}[self.stage]
 
 
 class _AnyFingerprint(dict):
@@ -71,6 +73,8 @@ def job_outputs(layout: Layout, job: Job) -> list[Path]:
         return [layout.rewind(job.seed, job.k)]
     if job.stage == "level":
         return [layout.level_record(job.seed, job.level, job.chain, job.runs)]
+    if job.stage == "probe":  # chain: the analysis
+        return [layout.analysis_record(job.chain, job.seed, job.level, job.k)]
     return [layout.transfer_record(job.seed, job.target, job.runs)]
 
 
@@ -187,6 +191,15 @@ class Plan:
             out += [self.with_runs(Job("transfer", seed, target=t)) for t in s.transfer.targets]
         return out
 
+    def probes(self, analysis: str | None = None) -> list[Job]:
+        """The jobs that train the runs the configured analyses need (all, or those of `analysis`),
+        with the theta_k replays they read beyond the experiment's own."""
+        if "_probes" not in self.__dict__:
+            from lth.analyses import probe_jobs
+
+            self._probes = probe_jobs(self)
+        return [j for j in self._probes if analysis is None or j.chain == analysis or j.stage == "rewind"]
+
     def with_runs(self, job: Job) -> Job:
         """The job with the id of the runs it holds: a level or transfer job whose runs change
         (a variant or transfer level added) is a new job, and its finished runs are kept."""
@@ -215,7 +228,7 @@ class Plan:
         """The planned job with this key; LTHError if the plan has none (or other settings' fingerprint).
         `runs` may name an earlier job's marker that covers this job's runs (see `done`)."""
         job = self.with_runs(Job(stage, int(seed), int(level), chain, target, int(k)))
-        if job not in self.jobs():
+        if job not in self.jobs() and job not in self.probes():
             raise LTHError(f"{self.experiment}: no job '{job}' in the plan of {self.layout.settings}")
         if runs and runs != job.runs:
             if self.done(job) != self.outputs(replace(job, runs=runs))[0]:
@@ -229,6 +242,8 @@ class Plan:
 
     def fingerprint(self, job: Job) -> str:
         """The fingerprint of the settings a job's artifacts depend on (the one in its folder's name)."""
+        if job.stage == "probe":
+            return self.layout.fingerprints[f"analysis:{job.chain}"]
         stage = f"transfer:{job.target}" if job.target else ("dense" if job.stage in ("dense", "rewind") else "imp")
         return self.layout.fingerprints[stage]
 
@@ -243,6 +258,10 @@ class Plan:
         theta_k = [L.rewind(job.seed, s.rewind_iteration)] if s.rewind_iteration else []
         if job.stage in ("dense", "rewind"):
             return {"data": data, "runs": []}
+        if job.stage == "probe":
+            from lth.analyses import module
+
+            return {"data": data, "runs": module(job.chain).inputs(self, job)}
         if job.stage == "level":
             previous = dense if job.level == 1 else self.done(self.with_runs(replace(job, level=job.level - 1)))
             uses_rewind = any(self.variant(k).weights == "rewind" for k in self.job_runs(job))

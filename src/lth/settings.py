@@ -99,6 +99,7 @@ def schema() -> dict:
     props["kind"]["enum"] = list(parts.KINDS)
     props["variants"]["items"]["enum"] = list(variants.SOURCE)
     props["analyses"]["items"]["enum"] = list(parts.ANALYSES)
+    props.update(parts.ANALYSES.keys_schema())
     props["transfer"]["properties"]["variants"]["items"]["enum"] = list(variants.TRANSFER)
     return s
 
@@ -205,6 +206,11 @@ def check_consistency(s: dict[str, Any], where: str = "settings") -> None:
     check_data_score(s["pruning"], f"{where}: pruning")
     if s["kind"] == "oneshot":
         check_oneshot(s, where)
+    for name in s["analyses"]:
+        if parts.ANALYSES[name].info.get("check"):
+            from lth.registry import Part
+
+            Part("check", parts.ANALYSES[name].check).load()(s, where)
     late = [m for m in t["milestones"] if m >= t["iterations"]]
     if late:
         raise LTHError(f"{where}: training.milestones: {late} not below training.iterations = {t['iterations']}")
@@ -362,6 +368,11 @@ def fingerprints(s: Settings) -> dict[str, str]:
         imp = _hash("imp", dense, s.kind, s.rewind_iteration,
                     _diff({k: s.pruning[k] for k in method}, {k: d.pruning[k] for k in method}))
         out = {"dense": dense, "imp": imp}
+    for name in s.analyses:
+        part = parts.ANALYSES[name]
+        if part.info.get("trains"):
+            own = {k: _thaw(v) for k, v in s[name].items() if k in part.info["trained_by"]}
+            out[f"analysis:{name}"] = _hash("analysis", name, out["imp"], own)
     for name, target in s.transfer.targets.items():
         out[f"transfer:{name}"] = _hash("transfer", imp, _diff(target.dataset, _defaults().dataset))
     return out

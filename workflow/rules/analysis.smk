@@ -6,6 +6,9 @@ rule analysis:
     input:
         settings=lambda wc: settings_json(wc.exp),
         runs=lambda wc: [str(p) for p in PLANS[wc.exp].targets()],
+        own=lambda wc: [
+            str(PLANS[wc.exp].done(j)) for j in PLANS[wc.exp].probes(wc.analysis)
+        ],
     output:
         PATTERNS["analysis"],
     log:

@@ -123,7 +123,9 @@ wildcard_constraints:
     k=r"\d+",
     runs=r"[0-9a-f]{8}",
     chain="|".join(
-        sorted({j.chain for p in PLANS.values() for j in p.jobs() if j.chain})
+        sorted(
+            {j.chain for p in PLANS.values() for j in p.jobs() + p.probes() if j.chain}
+        )
     )
     or "^$",
     kind="|".join(sorted(KINDS)),

@@ -93,3 +93,21 @@ rule transfer:
         key=lambda wc: f"--target {wc.target} --runs {wc.runs}",
     shell:
         job_command("transfer")
+
+
+rule probe:
+    """The runs an analysis trains for itself (lth.analyses), e.g. instability's two copies."""
+    input:
+        unpack(job_inputs("probe")),
+    output:
+        *PATTERNS["probe"],
+    log:
+        PATTERNS["probe_log"],
+    threads: config["threads"]
+    resources:
+        **TRAIN_RESOURCES,
+    params:
+        root=experiment_root,
+        key=lambda wc: f"--level {int(wc.level)} --chain {wc.chain} --k {int(wc.k)}",
+    shell:
+        job_command("probe")

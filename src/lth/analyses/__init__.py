@@ -1,8 +1,15 @@
-"""Analyses: stages that compute a table from an experiment's finished runs (lth.parts.ANALYSES).
+"""Analyses: stages that compute a table from an experiment's runs (lth.parts.ANALYSES).
 
-An analysis is a function `(plan) -> list of rows` in a module of this package, plus its line in
+An analysis is a module of this package with `compute(plan) -> list of rows`, plus its line in
 lth.parts; `analyses: [NAME]` in an experiment switches it on, and the workflow's `analysis` rule
-writes results/<experiment>/analysis-<NAME>.csv once every run of the plan is finished.
+writes results/<experiment>/analysis-<NAME>.csv once the runs it reads are finished. Its config
+keys are a section of the experiment named after it. An analysis that needs runs of its own
+(`trains=True` in its line, with `trained_by`: the keys that change those runs) also has:
+    jobs(plan) -> [Job]                the jobs that train them (stage "probe", chain = its name),
+                                       and the theta_k replays ("rewind" jobs) they start from
+    inputs(plan, job) -> [Path]        what one of its jobs reads (finished jobs' outputs)
+    train(ctx, job) -> [record]        run one job (lth.jobs.Context), writing its runs
+and may have `figure(table)` (a matplotlib Figure) and `caption(table)` for the report.
 """
 
 from __future__ import annotations
@@ -12,6 +19,22 @@ from pathlib import Path
 
 from lth.files import atomic_path
 from lth.parts import ANALYSES
+
+
+def module(name: str):
+    """The module of analysis `name` (its registered compute function's)."""
+    import importlib
+
+    return importlib.import_module(ANALYSES[name].target.partition(":")[0])
+
+
+def probe_jobs(plan) -> list:
+    """The jobs of every configured analysis that trains runs of its own, without duplicates."""
+    out = []
+    for name in plan.settings.analyses:
+        if ANALYSES[name].info.get("trains"):
+            out += [j for j in module(name).jobs(plan) if j not in out and j not in plan.jobs()]
+    return out
 
 
 def output(plan, name: str) -> Path:
