@@ -16,9 +16,11 @@ What the sources fix, and what is checked here:
   (`epoch_keep=5`) and fires when the distances from the newest mask to each of the 4 older ones
   are all <= 0.1; it draws a mask at the start of every epoch, epoch 0 (the initialisation)
   included.
-- Channel scores: |gamma| of the BatchNorm scaling factors, one threshold over all layers, trained
-  with the L1 penalty s * sum |gamma| (s = 1e-4 in their code, applied as the subgradient
-  s * sign(gamma): what `slimming_penalty` gives autograd).
+- Channel scores: |gamma| of the scaling factors of every BatchNorm2d, one threshold over all
+  layers (the code keeps |gamma| > the sorted value at int(channels * prune ratio), one channel
+  fewer than the ratio when there are no ties), trained with the L1 penalty s * sum |gamma|
+  (s = 1e-4 in their code, applied as the subgradient s * sign(gamma): what `slimming_penalty`
+  gives autograd).
 
 Choices made here:
 
@@ -34,9 +36,11 @@ Choices made here:
    round(density * prunable weights) of the alive weights with at least one per layer, ties broken
    by position; the distance is over these weight masks. This is early-bird's rule on the masks
    that lottery-ticket experiments here use, not the paper's (structured) setting.
-4. Structured (the paper's): `select_channels` keeps round(density * channels) BatchNorm channels by
-   |gamma| over all layers, at least one per layer (the authors' resprune.py keeps one in a layer
-   the threshold empties), ties by position; `density` counts channels here, not weights. The
+4. Structured (the paper's): `select_channels` keeps exactly round(density * channels) BatchNorm
+   channels by |gamma| over all layers, at least one per layer (the layer's largest; the authors'
+   resprune.py keeps its first channel in a layer the threshold empties), ties by position;
+   `density` counts channels here, not weights. Only BatchNorms fed by a conv are ranked (all of
+   them in lth.models; the authors rank every BatchNorm2d). The
    distance is over these channel masks, as in the authors' code; the ticket is `channel_mask`'s
    weight mask drawn at the same time.
 5. A BatchNorm belongs to the nearest Conv2d before it in `named_modules()` order whose out_channels
@@ -97,12 +101,17 @@ def hamming(a: Mapping[str, torch.Tensor], b: Mapping[str, torch.Tensor]) -> flo
     la, fa = _flat(a)
     lb, fb = _flat(b)
     if la != lb:
-        raise LTHError(f"mask distance: the masks cover different layers or shapes: {la} vs {lb}")
+        differ = sorted(set(la) ^ set(lb))[:4] or "the order of their layers"
+        raise LTHError(f"mask distance: the masks cover different layers or shapes: {differ}")
     return int((fa != fb).sum()) / fa.numel() if fa.numel() else 0.0
 
 
 class Detector:
-    """Declares the early-bird ticket when a new mask is within `threshold` of each of the last `window`."""
+    """Declares the early-bird ticket when a new mask is within `threshold` of each of the last `window`.
+
+    Masks are kept as flat CPU bool copies (window of them). `distances` gets an entry for every mask
+    after the first, the max over the previous masks held (fewer than `window` at the start).
+    """
 
     def __init__(self, window: int = 5, threshold: float = 0.1):
         if not isinstance(window, int) or isinstance(window, bool) or window < 1:
