@@ -11,11 +11,11 @@ What the sources fix, and what is checked here:
   entries where they differ. The authors' code takes it over the concatenated channel mask of all
   BatchNorm2d layers (1 - fraction of equal entries); `hamming` takes it over any dict of bool
   tensors, all layers together.
-- Stopping rule: the paper and the README draw the ticket once "the last five recorded mask
-  distances" are all smaller than epsilon = 0.1. The code keeps a FIFO queue of the last 5 masks
-  (`epoch_keep=5`) and fires when the distances from the newest mask to each of the 4 older ones
-  are all <= 0.1; it draws a mask at the start of every epoch, epoch 0 (the initialisation)
-  included.
+- Stopping rule: the authors' README draws the ticket once "the last five recorded mask
+  distances" are all smaller than a threshold (0.1 in the code; the paper's epsilon). The code
+  keeps a FIFO queue of the last 5 masks (`epoch_keep=5`) and fires when the distances from the
+  newest mask to each of the 4 older ones are all <= 0.1; it draws a mask at the start of every
+  epoch, epoch 0 (the initialisation) included.
 - Channel scores: |gamma| of the scaling factors of every BatchNorm2d, one threshold over all
   layers (the code keeps |gamma| > the sorted value at int(channels * prune ratio), one channel
   fewer than the ratio when there are no ties), trained with the L1 penalty s * sum |gamma|
@@ -58,7 +58,9 @@ Choices made here:
    torch.fx trace of the model, once. Linear layers are never pruned.
 7. The observer only reads: |w| and |gamma| of detached tensors, no forward pass, no RNG; the
    model's parameters, buffers, grads and mode stay bitwise as they were, and so does training.
-   A resumed run redoes iterations it has seen with the same weights: they are skipped.
+   Iterations at or before the last draw are skipped (a resume within the same process redoes them
+   with the same weights); the observer has no saved state, so a run resumed in a new process
+   starts its window afresh.
 """
 
 from __future__ import annotations

@@ -136,6 +136,8 @@ def figure(table):
                     label=label)
     positive = sorted(k for k in table["k"].unique() if k > 0)
     ax.set_xscale("symlog", linthresh=positive[0] if positive else 1)
+    ax.set_xticks(sorted(table["k"].unique()), [str(k) for k in sorted(table["k"].unique())])
+    ax.minorticks_off()
     ax.axhline(2, color="C3", linestyle=":", label="2 points: the stability threshold")
     ax.set_xlabel("rewind point k (iterations; symmetric log axis)")
     ax.set_ylabel("error barrier (percentage points)")
@@ -150,3 +152,17 @@ def caption(table) -> str:
             f"theta_k under the same mask with different data orders, per rewind point k and level (mean ± std "
             f"over {n} seed(s); {table['alpha'].nunique()} points per path; BatchNorm statistics recomputed at "
             f"interior points). Below the dotted line (2 points) the network is stable (Frankle et al. 2020).")
+
+
+def overview(table):
+    """Per level and rewind point: the barrier (mean ± std over seeds, in points), how many seeds'
+    paths are stable."""
+    paths = table.drop_duplicates(["seed", "level", "k"])
+    rows = []
+    for (level, k), g in paths.groupby(["level", "k"]):
+        spread = 100 * g["barrier"].std() if len(g) > 1 else 0.0
+        rows.append({"level": level, "k": k, "barrier (points)": f"{100 * g['barrier'].mean():.2f} ± {spread:.2f}",
+                     "stable paths": f"{int(g['stable'].astype(str).eq('True').sum())} of {len(g)}"})
+    import pandas as pd
+
+    return pd.DataFrame(rows)

@@ -66,8 +66,12 @@ def figure(table):
                                            r=("jaccard_if_random", "mean"))
         left.plot(100 * per["w"], per["j"], marker="o", label=f"{variant}: two seeds (mean over pairs)")
         left.plot(100 * per["w"], per["r"], linestyle="--", color="0.4", label="two random masks")
+        from matplotlib.ticker import FuncFormatter, NullFormatter
+
         left.set_xscale("log")
         left.invert_xaxis()
+        left.xaxis.set_major_formatter(FuncFormatter(lambda x, _: f"{x:g}"))
+        left.xaxis.set_minor_formatter(NullFormatter())
         left.legend(fontsize="small")
     left.set_xlabel("weights remaining (%, log scale)")
     left.set_ylabel("Jaccard overlap")

@@ -15,13 +15,14 @@ from lth.report.captions import (accuracy_caption, curves_caption, differences_c
 from lth.report.figures import (plot_accuracy, plot_curves, plot_differences, plot_early_stop, plot_layer_density,
                                 plot_transfer)
 from lth.report.headline import MARGIN, headline, headline_table, headline_text, rule_text, title
+from lth.report.analyses import analysis_tables, show_analyses
 from lth.report.methods import methods, methods_caption, methods_table, plot_methods
 from lth.report.notebook import plain_errors, show_code, show_download, show_figure, show_markdown, show_table
 from lth.report.stats import (chance_levels, comparison_table, curve_variants, curves, differences, estimate,
                               pick_levels, transfer_table, versus)
 from lth.report.tables import load, normalise_published
 
-__all__ = ["MARGIN", "accuracy_caption", "chance_levels", "comparison_table", "config_yaml", "curve_variants",
+__all__ = ["MARGIN", "analysis_tables", "show_analyses", "accuracy_caption", "chance_levels", "comparison_table", "config_yaml", "curve_variants",
            "curves", "curves_caption", "describe", "differences", "differences_caption", "early_stop_caption",
            "estimate", "expected", "headline", "headline_table", "headline_text", "layer_density_caption", "load",
            "methods", "methods_caption", "methods_table", "missing", "missing_text", "normalise_published", "overview", "pick_levels", "plain_errors",
