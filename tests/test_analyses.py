@@ -52,3 +52,65 @@ def test_bad_instability_settings_are_one_line(change, message):
     with pytest.raises(LTHError, match=message.replace("[", r"\[").replace("]", r"\]").replace("(", r"\(")
                        .replace(")", r"\)")):
         plan_of("x", settings, "/tmp/nowhere")
+
+
+EARLYBIRD = {"variants": ["ticket"], "pruning": {"levels": 2}, "analyses": ["earlybird"],
+             "training": {"iterations": 200, "eval_every": 50},
+             "earlybird": {"level": 2, "every": 10, "window": 3, "threshold": 0.1}}
+
+
+def test_earlybird_draws_at_the_ticket_density_and_trains_it_beside_the_imp_ticket(context):
+    from lth import artifacts, masks
+    from lth.analyses.earlybird import search_file
+    from lth.files import read_json
+
+    ctx = context(EARLYBIRD)
+    plan = ctx.plan
+    (job,) = plan.probes("earlybird")
+    for j in plan.jobs() + [job]:
+        ctx.run(j)
+    found = read_json(search_file(plan, job).with_suffix(".json"))
+    ticket = artifacts.load_tensors(plan.layout.mask(RunKey(0, 2, "ticket")))
+    eb = artifacts.load_tensors(plan.layout.mask(RunKey(0, 2, "eb-init", analysis="earlybird")))
+    assert sum(masks.counts(eb).values()) == sum(masks.counts(ticket).values())  # the IMP ticket's density
+    rows = list(csv.DictReader(analyses.run(plan, "earlybird").open()))
+    assert [r["run"] for r in rows] == ["dense", "imp ticket", "eb-init", "eb-found"]
+    assert int(rows[1]["iterations_to_find"]) == 200 + 2 * 200
+    assert int(rows[2]["iterations_to_find"]) == found["iteration"] <= 200
+    found_run = read_record(plan.layout.metrics(RunKey(0, 2, "eb-found", analysis="earlybird")))
+    assert found_run["curves"][0]["iteration"] == found["iteration"]  # it continues from where it was drawn
+    if found["fired"]:  # fired: every distance to the window below the threshold
+        assert all(d < 0.1 for t, d in found["distances"] if t == found["iteration"])
+
+
+def test_adversarial_training_and_slimming_change_training_deterministically(context):
+    import torch
+
+    from lth import artifacts
+
+    finals = []
+    for training in ({}, {"adversarial": {"method": "fgsm", "epsilon": 0.1}},
+                     {"adversarial": {"method": "pgd", "epsilon": 0.1, "steps": 3}},
+                     {"adversarial": {"method": "pgd", "epsilon": 0.1, "steps": 3}}):
+        ctx = context({"variants": ["ticket"], "pruning": {"levels": 0},
+                       "training": {"iterations": 20, "eval_every": 10, **training}}, name=f"e{len(finals)}")
+        ctx.run(ctx.plan.jobs()[0])
+        finals.append(artifacts.load_tensors(ctx.plan.layout.final(RunKey(0, 0, "dense"))))
+    assert not torch.equal(finals[0]["linear1.weight"], finals[1]["linear1.weight"])
+    assert not torch.equal(finals[1]["linear1.weight"], finals[2]["linear1.weight"])
+    assert all(torch.equal(finals[2][k], finals[3][k]) for k in finals[2])  # PGD's random starts are seeded
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"threshold": 1.5}, "earlybird.threshold: 1.5 is not in (0, 1)"),
+    ({"level": 3}, "earlybird.level: 3 is not an IMP level"),
+])
+def test_bad_earlybird_settings_are_one_line(change, message):
+    settings = tiny({**EARLYBIRD, "earlybird": {**EARLYBIRD["earlybird"], **change}})
+    with pytest.raises(LTHError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        plan_of("x", settings, "/tmp/nowhere")
+
+
+def test_a_negative_adversarial_epsilon_is_one_line():
+    with pytest.raises(LTHError, match="training.adversarial.epsilon: -0.1 is less than the minimum of 0"):
+        plan_of("x", tiny({"training": {"adversarial": {"method": "fgsm", "epsilon": -0.1}}}), "/tmp/nowhere")

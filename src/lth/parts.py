@@ -98,3 +98,17 @@ ANALYSES.add("instability", "lth.analyses.instability:compute", trains=True, tra
                      "threshold": {"type": "number", "default": 0.02,
                                    "description": "stable when the error barrier is below this (fraction)"}},
                  "description": "instability analysis (Frankle et al. 2020): see lth.analyses.instability"}})
+ANALYSES.add("earlybird", "lth.analyses.earlybird:compute", trains=True, check="lth.analyses.earlybird:check",
+             trained_by=("every", "window", "threshold", "structured"), keys={"earlybird": {
+                 "type": "object", "additionalProperties": False, "default": {}, "properties": {
+                     "level": {"type": "integer", "minimum": 1, "default": 5,
+                               "description": "the IMP level whose ticket's density the early-bird mask keeps"},
+                     "every": {"type": "integer", "minimum": 1, "default": 50,
+                               "description": "iterations between two masks drawn"},
+                     "window": {"type": "integer", "minimum": 1, "default": 5,
+                                "description": "previous masks each new one is compared with"},
+                     "threshold": {"type": "number", "default": 0.1,
+                                   "description": "fires when every distance to the window is below this"},
+                     "structured": {"type": "boolean", "default": False,
+                                    "description": "channel masks from BatchNorm scales (network slimming)"}},
+                 "description": "early-bird analysis (You et al. 2020): see lth.analyses.earlybird"}})

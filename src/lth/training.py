@@ -102,6 +102,13 @@ def train(model: nn.Module, mask: Mask, splits, training: dict[str, Any], seg: S
     apply_mask(model, mask)
     optimizer = Optimizer(model.parameters(), training)
     keep_zero = MaskEnforcer(model, mask)
+    adversarial = training.get("adversarial") or {}
+    adversarial = adversarial if adversarial.get("method", "none") != "none" else None
+    bn_l1 = training.get("bn_l1", 0.0)
+    if adversarial:
+        from lth.adversarial import attack_generator, perturb
+    if bn_l1:
+        from lth.earlybird import slimming_penalty
     if enforce is None:
         enforce = lambda t: keep_zero()  # noqa: E731
     order = BatchOrder(len(splits.y_train), training["batch_size"], seg.data_seed, device)
@@ -133,8 +140,13 @@ def train(model: nn.Module, mask: Mask, splits, training: dict[str, Any], seg: S
             xb = augment_batch(xb, torch.Generator().manual_seed(derive_seed(seg.data_seed, "aug", t)))
         if observe is not None:
             observe(t, xb, yb)
+        if adversarial:
+            xb = perturb(model, xb, yb, adversarial["method"], adversarial["epsilon"], adversarial["steps"],
+                         attack_generator(seg.data_seed, t))
         out = model(xb)
         loss = F.cross_entropy(out, yb)
+        if bn_l1:
+            loss = loss + bn_l1 * slimming_penalty(model)
         optimizer.zero_grad()
         loss.backward()
         optimizer.step(lr)

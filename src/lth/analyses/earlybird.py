@@ -1,0 +1,215 @@
+"""Early-bird tickets (You et al. 2020, "Drawing Early-Bird Tickets"; robust early-bird tickets
+with adversarial training): can the ticket be drawn early in the dense run?
+
+For each seed, the dense run is replayed from theta_0 over the same batches with lth.earlybird's
+detector watching: every `every` iterations it draws the magnitude mask (or, `structured`, the
+channel mask of network slimming) at the density of the IMP ticket of level `level`, and declares
+the early-bird ticket when the normalised Hamming distances to the previous `window` masks are all
+below `threshold`. That mask is then trained from theta_0 for the whole budget (`eb-init`: a
+lottery ticket found early) and from the weights it was drawn at for the rest of the budget
+(`eb-found`: You et al.'s prune-and-continue), beside the IMP ticket of that level.
+Iterations to find a ticket: early-bird, the iteration it fired at; IMP, the dense run and `level`
+rounds of T - k iterations. If the detector never fires, the last mask drawn stands in for it and
+the table says so. With adversarial training (`training.adversarial`), every run's robust test
+accuracy under that attack is in the table too.
+"""
+
+from __future__ import annotations
+
+import time
+
+from lth.layout import RunKey
+from lth.plan import Job
+from lth.variants import DENSE
+
+NAME = "earlybird"
+VARIANTS = ("eb-init", "eb-found")
+
+
+def check(s: dict, where: str) -> None:
+    from lth.errors import LTHError
+    from lth.variants import chains
+
+    o, at = s[NAME], f"{where}: {NAME}"
+    if s["kind"] != "imp" or "ticket" not in chains(s["variants"]):
+        raise LTHError(f"{at}: compares with the IMP ticket: needs kind imp with 'ticket' in variants")
+    if not 1 <= o["level"] <= s["pruning"]["levels"]:
+        raise LTHError(f"{at}.level: {o['level']} is not an IMP level (1 to pruning.levels = {s['pruning']['levels']})")
+    if not 0 < o["threshold"] < 1:
+        raise LTHError(f"{at}.threshold: {o['threshold']!r} is not in (0, 1) (a normalised Hamming distance)")
+    if o["every"] >= s["training"]["iterations"]:
+        raise LTHError(f"{at}.every: {o['every']} draws no mask within the budget (training.iterations = "
+                       f"{s['training']['iterations']})")
+
+
+def jobs(plan) -> list[Job]:
+    return [Job("probe", seed, plan.settings[NAME].level, NAME) for seed in plan.settings.seeds]
+
+
+def runs(job: Job) -> list[RunKey]:
+    return [RunKey(job.seed, job.level, v, analysis=NAME) for v in VARIANTS]
+
+
+def inputs(plan, job: Job) -> list:
+    """theta_0 (the dense job's) and the IMP ticket of the level, whose density the search uses."""
+    return [plan.layout.metrics(RunKey(job.seed, 0, DENSE)),
+            plan.done(plan.with_runs(Job("level", job.seed, job.level, "ticket")))]
+
+
+def search_file(plan, job: Job):
+    return plan.layout.analysis_dir(NAME) / f"seed{job.seed}" / f"level{job.level:02d}-search"
+
+
+def search(ctx, job: Job) -> dict:
+    """Replay the dense run with the detector; keep its masks, the weights it fired at and its record."""
+    import torch
+
+    from lth import artifacts, masks
+    from lth.earlybird import EarlyBird
+    from lth.files import read_json, write_json
+    from lth.seeding import derive_seed
+    from lth.training import Segment, lr_at, train
+
+    plan, s, o = ctx.plan, ctx.plan.settings, ctx.plan.settings[NAME]
+    base = search_file(plan, job)
+    if base.with_suffix(".json").exists():
+        return read_json(base.with_suffix(".json"))
+    ticket = artifacts.load_tensors(plan.layout.mask(RunKey(job.seed, job.level, "ticket")))
+    model = ctx.new_model(job.seed)
+    full = masks.full_mask(model, s.pruning.exclude, s.pruning.biases)
+    watch = EarlyBird(model, full, masks.density(ticket), o.every, o.window, o.threshold, o.structured)
+    caught = {}
+
+    def observe(t, x, y):
+        watch(t, x, y)
+        if watch.last_at == t:  # the weights every mask was drawn from: keep the latest, and the one it fired at
+            state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+            caught["last"] = state
+            if watch.fired_at == t:
+                caught["fired"] = state
+
+    seg = Segment(start=0, stop=s.training.iterations, lr=lambda t: lr_at(s.training, t),
+                  data_seed=derive_seed(job.seed, "data"), label=f"early-bird search seed {job.seed}")
+    train(model, full, ctx.splits(), s.training, seg, augment=ctx.augment(ctx.splits().info), observe=observe)
+    fired = watch.fired_at is not None
+    at = watch.fired_at if fired else watch.last_at
+    mask = watch.ticket if fired else watch.last
+    artifacts.save_tensors(base.with_name(base.name + "-mask.safetensors"), {k: v.to(torch.bool) for k, v in mask.items()})
+    artifacts.save_tensors(base.with_name(base.name + "-weights.safetensors"), caught["fired" if fired else "last"])
+    record = {"fired": fired, "iteration": at, "density": masks.density(mask),
+              "distances": [[int(t), float(d)] for t, d in watch.distances]}
+    write_json(base.with_suffix(".json"), record)
+    return record
+
+
+def train(ctx, job: Job) -> list[dict]:
+    from lth import artifacts, masks
+    from lth.files import write_json
+    from lth.results import finished, write_run
+    from lth.seeding import derive_seed
+    from lth.training import Segment, lr_at
+    from lth.training import train as train_loop
+
+    plan, s = ctx.plan, ctx.plan.settings
+    L, base, records = plan.layout, search_file(plan, job), []
+    found = search(ctx, job)
+    for key in runs(job):
+        done = finished(L, key)
+        if done is not None:
+            records.append(done)
+            continue
+        started, started_at = time.perf_counter(), time.time()
+        mask = artifacts.load_tensors(base.with_name(base.name + "-mask.safetensors"))
+        model = ctx.new_model(job.seed)
+        start = 0
+        if key.variant == "eb-found":
+            artifacts.load_weights(model, base.with_name(base.name + "-weights.safetensors"))
+            start = found["iteration"]
+        masks.check_mask(model, mask, str(base))
+        masks.apply_mask(model, mask)
+        fp = plan.fingerprint(job)
+        seg = Segment(start=start, stop=s.training.iterations, lr=lambda t: lr_at(s.training, t),
+                      data_seed=derive_seed(job.seed, "data"), checkpoint=L.checkpoint(key), fingerprint=f"{fp}/{key}",
+                      label=str(key))
+        result = train_loop(model, mask, ctx.splits(), s.training, seg, augment=ctx.augment(ctx.splits().info))
+        records.append(write_run(L, key, model, mask, result, ctx.provenance(None, fp), started, started_at))
+    write_json(plan.outputs(job)[0], {k.variant: str(L.metrics(k).relative_to(L.root)) for k in runs(job)})
+    return records
+
+
+def compute(plan) -> list[dict]:
+    from lth.files import read_json
+    from lth.results import read_record
+
+    s, rows = plan.settings, []
+    T, k = s.training.iterations, s.rewind_iteration
+    adversarial = s.training.adversarial.method != "none"
+    for job in plan.probes(NAME):
+        found = read_json(search_file(plan, job).with_suffix(".json"))
+        keys = {"dense": RunKey(job.seed, 0, DENSE), "imp ticket": RunKey(job.seed, job.level, "ticket"),
+                **{v: RunKey(job.seed, job.level, v, analysis=NAME) for v in VARIANTS}}
+        for name, key in keys.items():
+            record = read_record(plan.layout.metrics(key))
+            row = {"experiment": plan.experiment, "seed": job.seed, "level": job.level, "run": name,
+                   "weights_remaining": record["weights_remaining"],
+                   "test_accuracy": record["summary"]["test_accuracy"],
+                   "iterations_to_find": {"dense": 0, "imp ticket": T + job.level * (T - k)}.get(name,
+                                                                                              found["iteration"]),
+                   "early_bird_fired": found["fired"], "early_bird_iteration": found["iteration"]}
+            if adversarial:
+                row["robust_test_accuracy"] = robust(plan, key)
+            rows.append(row)
+    return rows
+
+
+def robust(plan, key: RunKey) -> float:
+    """A run's test accuracy under the experiment's own attack (its training.adversarial)."""
+    import torch
+
+    from lth import artifacts
+    from lth.adversarial import robust_accuracy
+    from lth.jobs import Context
+    from lth.seeding import derive_seed
+
+    ctx = Context(plan, torch.device("cpu"))
+    model = ctx.new_model(key.seed)
+    artifacts.load_weights(model, plan.layout.final(key))
+    a, splits = plan.settings.training.adversarial, ctx.splits()
+    g = torch.Generator().manual_seed(derive_seed(key.seed, "robust"))
+    return robust_accuracy(model, splits.x_test, splits.y_test, a.method, a.epsilon, a.steps, g)
+
+
+def figure(table):
+    """Test accuracy of the early-bird tickets beside the IMP ticket and dense, per seed."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(7.5, 4.2), layout="constrained")
+    ax = fig.add_subplot()
+    names = list(dict.fromkeys(table["run"]))
+    for i, (seed, rows) in enumerate(table.groupby("seed")):
+        x = [names.index(r) + 0.8 * (i / max(1, table["seed"].nunique()) - 0.4) for r in rows["run"]]
+        ax.bar(x, 100 * rows["test_accuracy"], width=0.8 / table["seed"].nunique(), label=f"seed {seed}")
+        if "robust_test_accuracy" in rows:
+            ax.scatter(x, 100 * rows["robust_test_accuracy"], color="black", marker="x", zorder=5,
+                       label="robust accuracy" if i == 0 else None)
+    ax.set_xticks(range(len(names)), names)
+    ax.set_ylabel("test accuracy (%)")
+    eb = table.drop_duplicates("seed")
+    ax.set_title(f"Early-bird tickets at {100 * table['weights_remaining'].iloc[-1]:.1f} % weights: found at "
+                 f"iteration {', '.join(str(int(i)) for i in eb['early_bird_iteration'])}")
+    ax.legend(fontsize="small")
+    return fig
+
+
+def caption(table) -> str:
+    fired = table.drop_duplicates("seed")["early_bird_fired"].astype(str).eq("True")
+    return (f"Figure E. Early-bird tickets (You et al. 2020): the mask drawn when the masks of the dense run stopped "
+            f"moving, trained from theta_0 (eb-init) and from where it was drawn (eb-found), beside the IMP ticket "
+            f"of the same density and the dense network; the detector fired for {int(fired.sum())} of "
+            f"{len(fired)} seed(s) (else the last mask drawn stands in).")
+
+
+def overview(table):
+    cols = ["seed", "run", "weights_remaining", "test_accuracy", "iterations_to_find"]
+    cols += ["robust_test_accuracy"] if "robust_test_accuracy" in table else []
+    return table[cols]
