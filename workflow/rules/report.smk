@@ -14,7 +14,9 @@ rule report:
         settings=lambda wc: settings_json(wc.exp),
         summary=PATTERNS["summary"],
         densities=PATTERNS["layer_density"],
-        analyses=lambda wc: [analysis_csv(wc.exp, a) for a in PLANS[wc.exp].settings.analyses],
+        analyses=lambda wc: [
+            analysis_csv(wc.exp, a) for a in PLANS[wc.exp].settings.analyses
+        ],
     output:
         html=report(
             f"{REPORTS}/{{exp}}.html",
