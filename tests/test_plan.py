@@ -104,13 +104,15 @@ def test_a_results_folder_of_the_earlier_layout_is_refused_with_what_to_do(tmp_p
 
 def test_snakemake_patterns_are_the_layout_of_the_outputs():
     p = Plan.patterns("R/{exp}")
-    assert p["level"] == ["R/{exp}/imp-{fp}/seed{seed}/level{level}/{chain}-{runs}.json"]
+    assert p["level"] == ["R/{exp}/{kind}-{fp}/seed{seed}/level{level}/{chain}-{runs}.json"]  # imp or oneshot
     assert p["rewind"] == ["R/{exp}/dense-{fp}/seed{seed}/rewind{k}.safetensors"]
     assert p["transfer"] == ["R/{exp}/transfer-{target}-{fp}/seed{seed}-{runs}.json"]
-    assert p["level_log"] == "R/{exp}/logs/level{level}-{chain}-seed{seed}-{runs}-{fp}.log"
+    assert p["level_log"] == "R/{exp}/logs/level{level}-{chain}-seed{seed}-{runs}-{kind}-{fp}.log"
+    assert p["probe"] == ["R/{exp}/{chain}-{fp}/seed{seed}/level{level}-k{k}.json"]  # chain: the analysis
     real = plan(root="R/x")
     job = real.job("level", 0, 2, "ticket")
     assert str(real.outputs(job)[0]) == p["level"][0].format(exp="x", fp=real.fingerprint(job), seed=0, level="02",
-                                                                chain="ticket", runs=job.runs)
+                                                                chain="ticket", runs=job.runs, kind="imp")
     assert p["level_log"].format(exp="x", fp=real.fingerprint(job), seed=0, level="02", chain="ticket",
-                                 runs=job.runs) == str(real.layout.log(f"{job.name}-{real.fingerprint(job)}"))
+                                 runs=job.runs, kind="imp") == str(real.layout.log(f"{job.name}-imp-"
+                                                                                   f"{real.fingerprint(job)}"))

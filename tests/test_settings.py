@@ -31,7 +31,7 @@ def test_registered_names_and_keys_are_in_the_schema():
     ({"model": {"name": "conv2"}}, "model 'conv2' cannot take input_shape (40,)"),
     ({"model": {"options": {"width": 3}}}, "unknown option 'width' for model 'mlp1d' (it takes: hidden)"),
     ({"model": {"options": {"hidden": 0}}}, "option 'hidden' of model 'mlp1d' must be a positive integer"),
-    ({"kind": "oneshot"}, "kind: 'oneshot' is not one of ['imp']"),
+    ({"kind": "strong"}, "kind: 'strong' is not one of ['imp', 'oneshot']"),
     (None, "an experiment must be a mapping, got NoneType"),
 ])
 def test_what_only_the_registries_know_is_refused_before_any_job(raw, message):
