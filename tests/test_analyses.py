@@ -114,3 +114,35 @@ def test_bad_earlybird_settings_are_one_line(change, message):
 def test_a_negative_adversarial_epsilon_is_one_line():
     with pytest.raises(LTHError, match="training.adversarial.epsilon: -0.1 is less than the minimum of 0"):
         plan_of("x", tiny({"training": {"adversarial": {"method": "fgsm", "epsilon": -0.1}}}), "/tmp/nowhere")
+
+
+def test_structured_earlybird_draws_whole_channels_of_a_resnet_with_slimming(tmp_path, data_dir):
+    """The paper's setting, small: channel masks from BatchNorm scales, network slimming's L1 penalty."""
+    import torch
+
+    from lth import artifacts
+    from lth.datasets import fetch
+    from lth.jobs import Context
+
+    fetch("digits", data_dir)
+    settings = tiny({**EARLYBIRD, "dataset": {"name": "digits", "val_size": 200}, "model": {"name": "resnet20",
+                     "options": {"width": 4}}, "training": {"optimizer": "sgd", "lr": 0.05, "iterations": 60,
+                                                            "eval_every": 30, "batch_size": 64, "bn_l1": 1e-4},
+                     "pruning": {"strategy": "global", "global_rate": 0.5, "levels": 2},
+                     "earlybird": {"level": 2, "every": 10, "window": 2, "threshold": 0.2, "structured": True}})
+    plan = plan_of("eb", settings, tmp_path / "eb", {"data_dir": str(data_dir)})
+    plan.write()
+    ctx = Context(plan, torch.device("cpu"))
+    for job in plan.jobs() + plan.probes("earlybird"):
+        ctx.run(job)
+    eb = artifacts.load_tensors(plan.layout.mask(RunKey(0, 2, "eb-init", analysis="earlybird")))
+    convs = {n: m for n, m in eb.items() if m.dim() == 4}
+    assert any(not m.all() for m in convs.values())
+    for name, m in convs.items():  # whole channels: kept output filters x kept input channels, nothing finer
+        spatial = m.flatten(2)
+        assert torch.equal(spatial.all(2), spatial.any(2)), name
+        pairs = spatial.any(2)
+        outputs, inputs = pairs.any(1), pairs.any(0)
+        assert torch.equal(pairs, outputs[:, None] & inputs[None, :]) and outputs.any(), name
+    rows = list(csv.DictReader(analyses.run(plan, "earlybird").open()))
+    assert [r["run"] for r in rows] == ["dense", "imp ticket", "eb-init", "eb-found"]
