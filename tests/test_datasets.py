@@ -473,3 +473,17 @@ def test_import_and_load_stay_light(fetched):
     """)
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert r.stdout.strip() == "[] [] (100, 1, 8, 8)", r.stderr
+
+
+def test_label_noise_changes_exactly_its_fraction_of_training_labels_and_never_validation_or_test(data_dir):
+    from lth.datasets import load_splits
+
+    clean = load_splits("mnist1d", data_dir, val_size=500, split_seed=3)
+    noisy = load_splits("mnist1d", data_dir, val_size=500, split_seed=3, label_noise=0.2)
+    again = load_splits("mnist1d", data_dir, val_size=500, split_seed=3, label_noise=0.2)
+    changed = int((clean.y_train != noisy.y_train).sum())
+    assert changed == round(0.2 * len(clean.y_train))  # exactly the fraction, each to another class
+    assert torch.equal(noisy.y_train, again.y_train)  # deterministic
+    assert torch.equal(clean.y_val, noisy.y_val) and torch.equal(clean.y_test, noisy.y_test)
+    assert torch.equal(clean.x_train, noisy.x_train)
+    assert int(noisy.y_train.max()) < 10 and int(noisy.y_train.min()) >= 0

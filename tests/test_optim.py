@@ -11,6 +11,7 @@ from lth.optim import Optimizer
 SETTINGS = [
     ({"optimizer": "adam", "weight_decay": 0.0}, lambda p: torch.optim.Adam(p, lr=0.01, fused=True)),
     ({"optimizer": "adam", "weight_decay": 1e-2}, lambda p: torch.optim.Adam(p, lr=0.01, weight_decay=1e-2, fused=True)),
+    ({"optimizer": "adamw", "weight_decay": 1.0}, lambda p: torch.optim.AdamW(p, lr=0.01, weight_decay=1.0, fused=True)),
     ({"optimizer": "sgd", "momentum": 0.0, "nesterov": False, "weight_decay": 0.0},
      lambda p: torch.optim.SGD(p, lr=0.01, foreach=True)),
     ({"optimizer": "sgd", "momentum": 0.9, "nesterov": False, "weight_decay": 1e-4},

@@ -29,6 +29,7 @@ def test_lr_schedule_warmup_and_step_decay():
     {"optimizer": "adam", "lr": 0.01},
     {"optimizer": "sgd", "lr": 0.1, "momentum": 0.9, "weight_decay": 1e-3},
     {"optimizer": "sgd", "lr": 0.1, "momentum": 0.9, "nesterov": True, "weight_decay": 5e-4, "warmup": 20},
+    {"optimizer": "adamw", "lr": 0.01, "weight_decay": 1.0, "l1": 1e-4},
 ])
 def test_pruned_weights_stay_exactly_zero_through_optimiser_steps(context, optimizer):
     ctx = context({"training": {**optimizer, "iterations": 120}})
@@ -114,3 +115,16 @@ def test_same_seed_is_bitwise_identical_across_processes_and_a_killed_job_resume
     assert finals[0] == finals[1] == finals[2]
     curves = [json.loads(layout.metrics(dense).read_text())["curves"] for layout in layouts]
     assert curves[0] == curves[1] == curves[2]
+
+
+def test_an_l1_penalty_shrinks_the_prunable_weights(context):
+    norms = []
+    for l1 in (0.0, 1e-3):
+        ctx = context({"training": {"iterations": 100, "l1": l1}}, name=f"l1-{l1}")
+        training = ctx.plan.settings.training
+        model = ctx.new_model(0)
+        mask = masks.full_mask(model)
+        train(model, mask, ctx.splits(), training, Segment(0, 100, lambda t: lr_at(training, t), data_seed=1))
+        params = dict(model.named_parameters())
+        norms.append(sum(float(params[n].detach().abs().sum()) for n in mask))
+    assert norms[1] < 0.9 * norms[0]

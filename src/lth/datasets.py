@@ -26,6 +26,7 @@ from lth.errors import LTHError
 from lth.layout import TENSORS_FILE, canonical_options, dataset_dir
 from lth.parts import DATASETS
 from lth.registry import Part as DatasetInfo
+from lth.seeding import derive_seed
 
 _KEYS = ("x_train", "y_train", "x_test", "y_test")
 # torchvision class per downloadable dataset; the value range of each uint8 source.
@@ -213,12 +214,15 @@ def load_splits(
     split_seed: int = 0,
     options: dict | None = None,
     device="cpu",
+    label_noise: float = 0.0,
 ) -> Splits:
     """Train/val/test tensors, float32 normalised, labels int64, from the fetched tensors file.
 
     The validation set is `val_size` training examples chosen by a permutation seeded with
     `split_seed` (both parts keep their original order). Normalisation statistics come from the
-    remaining training examples only, so validation and test stay unseen.
+    remaining training examples only, so validation and test stay unseen. `label_noise`: that
+    fraction of the training labels (never validation or test) replaced by another class
+    (`noisy_labels`), seeded by `split_seed` (sparse double descent, He et al. 2022).
     """
     info = dataset_info(name)
     path = dataset_dir(data_dir, name, options) / TENSORS_FILE
@@ -249,15 +253,33 @@ def load_splits(
     else:  # mnist1d: one scalar
         mean, std = x_train.mean(), x_train.std()
     std = std.clamp_min(1e-8)  # a constant channel must not turn into NaNs
+    if not info.info.get("normalise", True):  # one-hot tokens stay one-hot
+        mean, std = torch.zeros((), device=x_train.device), torch.ones((), device=x_train.device)
+    y_train = noisy_labels(t["y_train"][train_idx], label_noise, info.num_classes, split_seed)
     return Splits(
         info=info,
         x_train=(x_train - mean) / std,
-        y_train=t["y_train"][train_idx].to(device),
+        y_train=y_train.to(device),
         x_val=(x_val - mean) / std,
         y_val=t["y_train"][val_idx].to(device),
         x_test=(x_test - mean) / std,
         y_test=t["y_test"].to(device),
     )
+
+
+def noisy_labels(y: torch.Tensor, fraction: float, num_classes: int, seed: int) -> torch.Tensor:
+    """`y` with round(fraction * len(y)) labels, chosen by a seeded permutation, each replaced by a
+    uniformly drawn *other* class, so that exactly that fraction is wrong."""
+    if not 0.0 <= fraction < 1.0:
+        raise LTHError(f"dataset.label_noise: {fraction!r} is not in [0, 1)")
+    if not fraction:
+        return y
+    g = torch.Generator().manual_seed(derive_seed(seed, "label_noise"))
+    which = torch.randperm(len(y), generator=g)[: round(fraction * len(y))]
+    shift = torch.randint(1, num_classes, (len(which),), generator=g)
+    out = y.clone()
+    out[which] = (y[which] + shift) % num_classes
+    return out
 
 
 # ---------------------------------------------------------------------------------------- augment

@@ -63,7 +63,7 @@ class Context:
             d = self.dataset(target)
             self.check_pinned(tensors_file(self.plan.data_dir, d))
             splits = load_splits(d.name, self.plan.data_dir, val_size=d.val_size, split_seed=d.split_seed,
-                                 options=d.options.thaw() or None, device=self.device)
+                                 options=d.options.thaw() or None, device=self.device, label_noise=d.label_noise)
             if target:
                 from lth.transfer import adapt_splits
 

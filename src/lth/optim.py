@@ -13,19 +13,21 @@ from typing import Any
 
 import torch
 from torch.optim.adam import adam
+from torch.optim.adamw import adamw
 from torch.optim.sgd import sgd
 
 from lth.errors import LTHError
 
 
 class Optimizer:
-    """Adam (betas 0.9/0.999, eps 1e-8, L2 weight decay) or SGD (momentum, Nesterov, weight decay)."""
+    """Adam (betas 0.9/0.999, eps 1e-8, L2 weight decay), AdamW (the same with decoupled weight decay)
+    or SGD (momentum, Nesterov, weight decay)."""
 
     def __init__(self, params, training: dict[str, Any]):
         self.params = list(params)
         self.kind = training["optimizer"]
         self.weight_decay = training["weight_decay"]
-        if self.kind == "adam":
+        if self.kind in ("adam", "adamw"):
             self.exp_avg = [torch.zeros_like(p) for p in self.params]
             self.exp_avg_sq = [torch.zeros_like(p) for p in self.params]
             self.steps = [torch.zeros((), dtype=torch.float32, device=p.device) for p in self.params]
@@ -42,7 +44,12 @@ class Optimizer:
     @torch.no_grad()
     def step(self, lr: float) -> None:
         grads = [p.grad for p in self.params]
-        if self.kind == "adam":
+        if self.kind == "adamw":
+            adamw(self.params, grads, self.exp_avg, self.exp_avg_sq, [], self.steps, foreach=False,
+                  capturable=False, differentiable=False, fused=True, grad_scale=None, found_inf=None,
+                  has_complex=False, amsgrad=False, beta1=0.9, beta2=0.999, lr=lr,
+                  weight_decay=self.weight_decay, eps=1e-8, maximize=False)
+        elif self.kind == "adam":
             adam(self.params, grads, self.exp_avg, self.exp_avg_sq, [], self.steps, foreach=False,
                  capturable=False, differentiable=False, fused=True, grad_scale=None, found_inf=None,
                  has_complex=False, amsgrad=False, beta1=0.9, beta2=0.999, lr=lr,
@@ -54,8 +61,8 @@ class Optimizer:
                 self.buffers = [None] * len(self.params)
 
     def state_dict(self) -> dict[str, Any]:
-        if self.kind == "adam":
-            return {"kind": "adam", "exp_avg": self.exp_avg, "exp_avg_sq": self.exp_avg_sq, "steps": self.steps}
+        if self.kind in ("adam", "adamw"):
+            return {"kind": self.kind, "exp_avg": self.exp_avg, "exp_avg_sq": self.exp_avg_sq, "steps": self.steps}
         started = all(b is not None for b in self.buffers)
         return {"kind": "sgd", "buffers": list(self.buffers) if started else []}
 
@@ -63,7 +70,7 @@ class Optimizer:
         if state.get("kind") != self.kind:
             raise LTHError(f"resume checkpoint holds {state.get('kind')} state, the settings use {self.kind}")
         device = self.params[0].device
-        if self.kind == "adam":
+        if self.kind in ("adam", "adamw"):
             self.exp_avg = [t.to(device) for t in state["exp_avg"]]
             self.exp_avg_sq = [t.to(device) for t in state["exp_avg_sq"]]
             self.steps = [t.to(device) for t in state["steps"]]

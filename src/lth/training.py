@@ -104,7 +104,8 @@ def train(model: nn.Module, mask: Mask, splits, training: dict[str, Any], seg: S
     keep_zero = MaskEnforcer(model, mask)
     adversarial = training.get("adversarial") or {}
     adversarial = adversarial if adversarial.get("method", "none") != "none" else None
-    bn_l1 = training.get("bn_l1", 0.0)
+    bn_l1, l1 = training.get("bn_l1", 0.0), training.get("l1", 0.0)
+    l1_params = [dict(model.named_parameters())[n] for n in mask]
     if adversarial:
         from lth.adversarial import attack_generator, perturb
     if bn_l1:
@@ -147,6 +148,8 @@ def train(model: nn.Module, mask: Mask, splits, training: dict[str, Any], seg: S
         loss = F.cross_entropy(out, yb)
         if bn_l1:
             loss = loss + bn_l1 * slimming_penalty(model)
+        if l1:
+            loss = loss + l1 * sum(p.abs().sum() for p in l1_params)
         optimizer.zero_grad()
         loss.backward()
         optimizer.step(lr)
