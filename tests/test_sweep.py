@@ -242,3 +242,22 @@ def test_an_iht_method_ends_at_its_density_and_its_controls_train_on_its_mask(co
     assert masks.counts(shuffled) == masks.counts(head)
     reinit = artifacts.load_tensors(L.mask(RunKey(0, 2000, "iht-reinit")))
     assert all(torch.equal(reinit[n], head[n]) for n in head)
+
+
+def test_a_method_at_an_iteration_scores_the_dense_run_replayed_to_it(context):
+    ctx = context(sweep({"densities": [0.3], "controls": [], "methods": {"memo": {"at": 20}}},
+                        training={"iterations": 40, "eval_every": 20}))
+    p, L = ctx.plan, ctx.plan.layout
+    assert [(j.stage, j.k) for j in p.jobs()][:2] == [("dense", 0), ("rewind", 20)]
+    (job,) = [j for j in p.jobs() if j.stage == "level"]
+    assert L.rewind(0, 20) in p.inputs(job)["runs"]
+    _run_all(ctx)
+    theta = artifacts.load_tensors(L.rewind(0, 20))
+    got = artifacts.load_tensors(L.mask(RunKey(0, 3000, "memo")))
+    names = list(got)
+    flat = torch.cat([theta[n].abs().flatten() for n in names])
+    keep = torch.zeros_like(flat, dtype=torch.bool)
+    keep[torch.sort(flat, descending=True, stable=True).indices[:round(0.3 * len(flat))]] = True
+    assert torch.equal(torch.cat([got[n].flatten() for n in names]), keep)
+    with pytest.raises(LTHError, match="oneshot.methods.memo.at: iteration 40 is beyond the training budget"):
+        plan(sweep({"methods": {"memo": {"at": 40}}}, training={"iterations": 40}))

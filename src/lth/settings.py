@@ -240,6 +240,9 @@ def check_oneshot(s: dict[str, Any], where: str) -> None:
         check_data_score(m, at)
         if m["rounds"] is None:
             m["rounds"] = parts.SCORES[m["score"]].info.get("rounds", 1)
+        if isinstance(m["at"], int) and m["at"] >= s["training"]["iterations"]:
+            raise LTHError(f"{at}.at: iteration {m['at']} is beyond the training budget (training.iterations = "
+                           f"{s['training']['iterations']})")
         if m["train"] == "iht":
             if m["score"] != "magnitude" or m["distribution"] == "erk":
                 raise LTHError(f"{at}: train: iht thresholds by magnitude, globally or per layer: it takes "

@@ -24,8 +24,6 @@ from __future__ import annotations
 
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
-
 from lth.errors import LTHError
 from lth.layout import RunKey, tensors_file
 from lth.plan import Job, Plan
@@ -79,11 +77,15 @@ class Sweep(Plan):
         s, out = self.settings, []
         for seed in s.seeds:
             out.append(Job("dense", seed))
-            if s.rewind_iteration:
-                out.append(Job("rewind", seed, k=s.rewind_iteration))
+            out += [Job("rewind", seed, k=k) for k in self.replays()]
             out += [self.with_runs(Job("level", seed, level, chain)) for level in self.levels()
                     for chain in s.oneshot.methods]
         return out
+
+    def replays(self) -> list[int]:
+        """The iterations of the dense run that are replayed: the rewind point, and those methods score."""
+        ats = [m.at for m in self.settings.oneshot.methods.values() if isinstance(m.at, int)]
+        return sorted({k for k in (self.settings.rewind_iteration, *ats) if k})
 
     def previous(self, key: RunKey) -> RunKey:
         """The run whose trained weights a method `at: previous` prunes: its next larger density."""
@@ -97,6 +99,8 @@ class Sweep(Plan):
         dense = RunKey(head.seed, 0, DENSE)
         if at == "init":
             return L.rewind(head.seed, self.settings.rewind_iteration), L.mask(dense)
+        if isinstance(at, int):  # the dense run's weights at iteration `at`, replayed (a rewind job)
+            return L.rewind(head.seed, at), L.mask(dense)
         source = self.previous(head) if at == "previous" else dense
         return L.final(source), L.mask(source)
 
@@ -124,8 +128,6 @@ class Sweep(Plan):
         previous = self.previous(head)
         if self.method(head).at == "previous" and previous.level:
             runs.append(self.done(self.with_runs(replace(job, level=previous.level))))
+        if isinstance(self.method(head).at, int):
+            runs.append(L.rewind(job.seed, self.method(head).at))
         return {"data": [tensors_file(self.data_dir, s.dataset)], "runs": runs}
-
-    def describe(self) -> dict[str, Any]:
-        """Level -> density, for tables and figures."""
-        return {level: self.density(level) for level in self.levels()}
