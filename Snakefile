@@ -44,6 +44,7 @@ rule all:
     input:
         [summary_csv(name) for name in EXPERIMENTS],
         [report_html(name) for name in EXPERIMENTS],
+        [f"{REPORTS}/compare-{name}.png" for name in config["comparisons"]],
         [
             analysis_csv(name, a)
             for name in EXPERIMENTS

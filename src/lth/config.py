@@ -40,6 +40,11 @@ def load(config: Any, schema_file: str | Path, source: str, cwd: str | Path = ".
         for key, dataset in [("dataset", s.dataset)] + [(f"transfer.targets.{t}.dataset", v.dataset)
                                                          for t, v in s.transfer.targets.items()]:
             check_on_disk(dataset, config, f"{where}.{key}", cwd)
+    for name, c in config["comparisons"].items():
+        unknown = [e for e in c["experiments"] if e not in experiments]
+        if unknown:
+            raise LTHError(f"{source}: comparisons.{name}.experiments: {unknown} are not experiments of this config; "
+                           f"known: {', '.join(experiments)}")
     return config, experiments
 
 

@@ -44,3 +44,30 @@ rule report:
         "python -m lth.report --notebook {input.notebook:q} --results {params.results:q} "
         "--experiment {wildcards.exp} --figures-dir {output.figures:q} "
         "--executed {output.notebook:q} --html {output.html:q} > {log:q} 2>&1"
+
+
+rule compare:
+    """A figure across experiments (the config's `comparisons`), run in-process: no shell."""
+    input:
+        lambda wc: [
+            summary_csv(e) for e in config["comparisons"][wc.comparison]["experiments"]
+        ],
+    output:
+        png=f"{REPORTS}/compare-{{comparison}}.png",
+        csv=f"{REPORTS}/compare-{{comparison}}.csv",
+    wildcard_constraints:
+        comparison="|".join(config["comparisons"]) or "^$",
+    localrule: True
+    run:
+        from lth.report.compare import main
+
+        c = config["comparisons"][wildcards.comparison]
+        argv = [f"--summary={s}" for s in input]
+        main(
+            [
+                *argv,
+                f"--variant={c['variant']}",
+                f"--title={c['title']}",
+                f"--out={output.png[:-4]}",
+            ]
+        )

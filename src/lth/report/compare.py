@@ -1,0 +1,66 @@
+"""A figure across experiments (the config's `comparisons`): one variant's test accuracy vs weights
+remaining, one line per experiment, e.g. sparse double descent per label-noise level and width.
+
+    python -m lth.report.compare --summary results/a/summary.csv ... --variant ticket --out reports/compare-x
+writes <out>.png, <out>.svg and <out>.csv (the means and stds drawn).
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import pandas as pd
+from matplotlib.figure import Figure
+
+from lth.report.figures import _band, _log_weights_axis, save_figure
+from lth.variants import DENSE
+
+
+def table(summaries: dict[str, pd.DataFrame], variant: str) -> pd.DataFrame:
+    """Per experiment and level: weights remaining, mean and std over seeds of the test accuracy
+    (the dense run as level 0)."""
+    rows = []
+    for name, s in summaries.items():
+        runs = s[((s["variant"] == variant) & (s["level"] > 0)) | ((s["variant"] == DENSE) & (s["level"] == 0))]
+        runs = runs[runs["target"].isna() | (runs["target"].astype(str).isin(["", "nan"]))] if "target" in runs else runs
+        for level, g in runs.groupby("level"):
+            rows.append({"experiment": name, "level": int(level), "weights_remaining": g["weights_remaining"].mean(),
+                         "test_accuracy": g["test_accuracy"].mean(), "std": g["test_accuracy"].std(ddof=1)
+                         if len(g) > 1 else 0.0, "seeds": g["seed"].nunique()})
+    out = pd.DataFrame(rows, columns=["experiment", "level", "weights_remaining", "test_accuracy", "std", "seeds"])
+    return out.sort_values(["experiment", "weights_remaining"], ascending=[True, False], kind="stable")
+
+
+def plot(t: pd.DataFrame, variant: str, title: str = "") -> Figure:
+    fig = Figure(figsize=(8, 4.8), layout="constrained")
+    ax = fig.add_subplot()
+    for i, (name, rows) in enumerate(t.groupby("experiment", sort=False)):
+        _band(ax, 100 * rows["weights_remaining"], 100 * rows["test_accuracy"], 100 * rows["std"], name, name,
+              color=f"C{i % 10}")
+    _log_weights_axis(ax)
+    ax.set_ylabel(f"test accuracy of {variant} (%)")
+    ax.set_title(title or f"{variant}: test accuracy vs weights remaining (mean ± std over seeds)")
+    ax.legend(fontsize="small")
+    return fig
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m lth.report.compare", description=__doc__.splitlines()[0])
+    p.add_argument("--summary", action="append", required=True, help="an experiment's summary.csv (repeatable)")
+    p.add_argument("--variant", default="ticket")
+    p.add_argument("--title", default="")
+    p.add_argument("--out", required=True, help="output path without suffix")
+    a = p.parse_args(argv)
+    summaries = {Path(s).parent.name: pd.read_csv(s) for s in a.summary}
+    t = table(summaries, a.variant)
+    out = Path(a.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    t.to_csv(out.with_suffix(".csv"), index=False)
+    save_figure(plot(t, a.variant, a.title), out.name, out.parent)
+    print(out.with_suffix(".png"))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
