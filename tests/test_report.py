@@ -620,3 +620,20 @@ def test_a_missing_or_malformed_summary_stops_the_notebook_naming_the_file(tiny_
     last = workflow_way.stderr.strip().splitlines()[-1]
     assert last.startswith("lth report: error: ") and f"{results / 'summary.csv'}: missing column(s) variant" in last
     assert "Traceback" not in workflow_way.stderr and not (tmp_path / "x.html").exists()
+
+
+def test_a_comparison_draws_one_line_per_experiment_from_their_summaries(tmp_path):
+    from lth.report.compare import main, table
+
+    a = summary_rows({(0, "dense"): [0.80, 0.82], (1, "ticket"): [0.70, 0.72], (2, "ticket"): [0.60, 0.62]})
+    b = summary_rows({(0, "dense"): [0.50, 0.52], (1, "ticket"): [0.40, 0.42]})
+    t = table({"a": a, "b": b}, "ticket")
+    assert t.groupby("experiment").size().to_dict() == {"a": 3, "b": 2}
+    assert t[(t.experiment == "a") & (t.level == 1)]["test_accuracy"].iloc[0] == pytest.approx(0.71)
+    for name, s in (("a", a), ("b", b)):
+        (tmp_path / name).mkdir()
+        s.to_csv(tmp_path / name / "summary.csv", index=False)
+    assert main([f"--summary={tmp_path / 'a' / 'summary.csv'}", f"--summary={tmp_path / 'b' / 'summary.csv'}",
+                 f"--out={tmp_path / 'out' / 'compare-x'}"]) == 0
+    assert (tmp_path / "out" / "compare-x.png").stat().st_size > 1000
+    assert len(pd.read_csv(tmp_path / "out" / "compare-x.csv")) == 5
