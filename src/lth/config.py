@@ -15,7 +15,7 @@ import yaml
 from lth import parts
 from lth.errors import LTHError
 from lth.layout import dataset_dir, tensors_file
-from lth.settings import Settings, _validator_with_defaults, resolve
+from lth.settings import Settings, _validator_with_defaults, input_shape, num_classes, resolve
 
 KINDS = ("fc", "conv", "output", "bias")
 
@@ -78,8 +78,7 @@ def check_layers(s: Settings, where: str) -> None:
     from lth.models import build_model
     from lth.pruning.select import layer_rates
 
-    net = build_model(s.model.name, parts.DATASETS[s.dataset.name].input_shape,
-                      parts.DATASETS[s.dataset.name].num_classes, seed=0, **s.model.options)
+    net = build_model(s.model.name, input_shape(s.dataset), num_classes(s.dataset), seed=0, **s.model.options)
     try:
         kinds = layer_kinds(net, s.pruning.exclude, s.pruning.biases)
         if layerwise:
@@ -89,8 +88,7 @@ def check_layers(s: Settings, where: str) -> None:
             from lth.pruning import Context, scores
 
             mask = full_mask(net, s.pruning.exclude, s.pruning.biases)
-            shape = tuple(parts.DATASETS[s.dataset.name].input_shape)
-            scores("synflow", net.state_dict(), mask, Context(model=lambda: net, input_shape=shape))
+            scores("synflow", net.state_dict(), mask, Context(model=lambda: net, input_shape=input_shape(s.dataset)))
     except LTHError as exc:
         raise LTHError(f"{where}: {exc}") from None
 

@@ -71,7 +71,7 @@ def fetch(name: str, data_dir, *, download: bool = False, options: dict | None =
     path = out_dir / TENSORS_FILE
     if path.exists():
         try:
-            _read_tensors(path, info)
+            _read_tensors(path, info, options)
             return path
         except LTHError:
             pass  # corrupt or stale: rebuild it below
@@ -176,10 +176,14 @@ class Splits:
     y_val: torch.Tensor
     x_test: torch.Tensor
     y_test: torch.Tensor
+    task: str = "classification"  # or "regression": float targets, squared loss, no accuracy
 
 
-def _read_tensors(path: Path, info: DatasetInfo) -> dict[str, torch.Tensor]:
+def _read_tensors(path: Path, info: DatasetInfo, options: dict | None = None) -> dict[str, torch.Tensor]:
     """Load and validate a tensors file; any problem is an LTHError naming the file."""
+    from lth.settings import dataset_facts
+
+    facts = dataset_facts(info.name, options)
     try:
         t = load_file(str(path))
     except Exception as e:
@@ -188,21 +192,22 @@ def _read_tensors(path: Path, info: DatasetInfo) -> dict[str, torch.Tensor]:
         ) from e
     if set(t) != set(_KEYS):
         raise LTHError(f"dataset {info.name!r}: {path} has keys {sorted(t)}, expected {list(_KEYS)}")
-    x_dtype = torch.float32 if info.name == "mnist1d" else torch.uint8
+    x_dtype = getattr(torch, info.info.get("x_dtype", "uint8"))
     for split in ("train", "test"):
         x, y = t[f"x_{split}"], t[f"y_{split}"]
-        if tuple(x.shape[1:]) != info.input_shape or x.dtype != x_dtype:
+        if tuple(x.shape[1:]) != facts["input_shape"] or x.dtype != x_dtype:
             raise LTHError(
                 f"dataset {info.name!r}: {path} has x_{split} {x.dtype} {tuple(x.shape)}, "
-                f"expected {x_dtype} (N, {', '.join(map(str, info.input_shape))})"
+                f"expected {x_dtype} (N, {', '.join(map(str, facts['input_shape']))})"
             )
-        if y.dtype != torch.int64 or y.shape != (x.shape[0],):
+        y_dtype = torch.float32 if facts.get("task") == "regression" else torch.int64
+        if y.dtype != y_dtype or y.shape != (x.shape[0],):
             raise LTHError(
                 f"dataset {info.name!r}: {path} has y_{split} {y.dtype} {tuple(y.shape)}, "
-                f"expected int64 ({x.shape[0]},)"
+                f"expected {y_dtype} ({x.shape[0]},)"
             )
-        if len(y) and (int(y.min()) < 0 or int(y.max()) >= info.num_classes):
-            raise LTHError(f"dataset {info.name!r}: {path} has y_{split} labels outside 0..{info.num_classes - 1}")
+        if y_dtype == torch.int64 and len(y) and (int(y.min()) < 0 or int(y.max()) >= facts["num_classes"]):
+            raise LTHError(f"dataset {info.name!r}: {path} has y_{split} labels outside 0..{facts['num_classes'] - 1}")
     return t
 
 
@@ -230,7 +235,7 @@ def load_splits(
         canonical_options(name, options)  # a bad options value is reported as such
         opts = "".join(f" --option {k}={json.dumps(v)}" for k, v in sorted((options or {}).items()))
         raise LTHError(f"dataset {name!r}: {path} not found; run `lth fetch {name}{opts}` first")
-    t = _read_tensors(path, info)
+    t = _read_tensors(path, info, options)
     n = len(t["y_train"])
     if isinstance(val_size, bool) or not isinstance(val_size, int) or not 0 <= val_size < n:
         raise LTHError(f"dataset {name!r}: val_size={val_size!r} must be an integer in [0, {n}) (training set: {n})")
@@ -255,7 +260,13 @@ def load_splits(
     std = std.clamp_min(1e-8)  # a constant channel must not turn into NaNs
     if not info.info.get("normalise", True):  # one-hot tokens stay one-hot
         mean, std = torch.zeros((), device=x_train.device), torch.ones((), device=x_train.device)
-    y_train = noisy_labels(t["y_train"][train_idx], label_noise, info.num_classes, split_seed)
+    from lth.settings import dataset_facts
+
+    facts = dataset_facts(name, options)
+    task = facts.get("task", "classification")
+    if label_noise and task != "classification":
+        raise LTHError(f"dataset {name!r}: label_noise needs class labels; this is a {task} task")
+    y_train = noisy_labels(t["y_train"][train_idx], label_noise, facts["num_classes"], split_seed)
     return Splits(
         info=info,
         x_train=(x_train - mean) / std,
@@ -264,6 +275,7 @@ def load_splits(
         y_val=t["y_train"][val_idx].to(device),
         x_test=(x_test - mean) / std,
         y_test=t["y_test"].to(device),
+        task=task,
     )
 
 

@@ -24,13 +24,13 @@ from lth import artifacts, masks
 from lth.errors import LTHError
 from lth.files import write_json
 from lth.layout import RunKey, tensors_file
-from lth.parts import DATASETS, SCORES
+from lth.parts import SCORES
 from lth.plan import Job, Plan
 from lth.pruning import Context as PruneContext
 
 from lth.results import finished, write_run
 from lth.seeding import derive_seed
-from lth.settings import augments
+from lth.settings import augments, input_shape, num_classes
 from lth.start import start_state
 from lth.training import Segment, lr_at, train
 
@@ -67,7 +67,7 @@ class Context:
             if target:
                 from lth.transfer import adapt_splits
 
-                splits = adapt_splits(splits, DATASETS[self.plan.settings.dataset.name].input_shape)
+                splits = adapt_splits(splits, input_shape(self.plan.settings.dataset))
             self._splits[target] = splits
         return self._splits[target]
 
@@ -84,8 +84,7 @@ class Context:
         from lth.models import build_model
 
         s = self.plan.settings
-        return build_model(s.model.name, DATASETS[s.dataset.name].input_shape,
-                           DATASETS[self.dataset(target).name].num_classes, seed=seed,
+        return build_model(s.model.name, input_shape(s.dataset), num_classes(self.dataset(target)), seed=seed,
                            **s.model.options).to(self.device)
 
     @staticmethod
@@ -179,7 +178,7 @@ class Context:
         model = self.new_model(seed)
         masks.check_mask(model, old, str(mask_path))
         generator = lambda: torch.Generator().manual_seed(derive_seed(seed, "prune", chain, level))  # noqa: E731
-        input_shape = tuple(DATASETS[plan.settings.dataset.name].input_shape)
+        shape = input_shape(plan.settings.dataset)
 
         def batch(n: int):
             x, y = self.splits().x_train, self.splits().y_train
@@ -192,7 +191,7 @@ class Context:
                 masks.apply_mask(model, mask)
                 return model
 
-            return PruneContext(generator=generator, model=masked_model, batch=batch, input_shape=input_shape,
+            return PruneContext(generator=generator, model=masked_model, batch=batch, input_shape=shape,
                                 options=options)
 
         options = plan.pruning_options(head)

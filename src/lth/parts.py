@@ -12,10 +12,13 @@ _RATE = {"type": "number", "exclusiveMinimum": 0, "exclusiveMaximum": 1}
 # Datasets: classes, the shape of one example (no batch dimension), crop/flip by default,
 # fetched through torchvision (else generated offline), training examples, and the generator
 # options they take with their defaults (mnist1d: the authors' get_dataset_args(), less the two
-# that would change the example shape or download).
+# that would change the example shape or download). Where options change those facts, `facts`
+# derives them from the options (lth.settings.dataset_facts) and `check` refuses bad options
+# (both torch-free: they run when the workflow is parsed); normalise=False keeps inputs as they
+# are (one-hot tokens); x_dtype: how the inputs are stored.
 DATASETS = Registry("dataset")
-DATASETS.add("mnist1d", "lth.datasets:make_mnist1d", num_classes=10, input_shape=(40,), augment=False,
-             downloadable=False, train_size=4000, options={
+DATASETS.add("mnist1d", "lth.datasets:make_mnist1d", num_classes=10, input_shape=(40,), augment=False, x_dtype="float32",
+             downloadable=False, facts=lambda o: {"train_size": int(o["num_samples"] * o["train_split"])}, options={
                  "num_samples": 5000, "train_split": 0.8, "template_len": 12, "padding": [36, 60],
                  "scale_coeff": 0.4, "max_translation": 48, "corr_noise_scale": 0.25, "iid_noise_scale": 0.02,
                  "shear_scale": 0.75, "shuffle_seq": False, "seed": 42})
@@ -28,6 +31,21 @@ for _name, _classes, _shape, _augment, _train in (
     DATASETS.add(_name, "lth.datasets:read_torchvision", num_classes=_classes, input_shape=_shape, augment=_augment,
                  downloadable=True, train_size=_train)
 
+
+DATASETS.add("sparse_linear", "lth.linear:make_sparse_linear", augment=False, downloadable=False, normalise=False,
+             x_dtype="float32", options={"n_train": 200, "n_test": 1000, "dim": 100, "support": 10, "noise": 0.1,
+                                         "task": "regression", "seed": 0},
+             facts=lambda o: {**_linear().facts(o), "task": "regression" if o["task"] == "regression"
+                              else "classification"},
+             check=lambda o, where: _linear().check_options(o, where))
+
+
+def _linear():
+    import importlib
+
+    return importlib.import_module("lth.linear")  # torch-free at import
+
+
 # Models: the class, fixed constructor arguments, the options a config may set (positive ints),
 # the inputs they take ("vector": any shape, flattened; "image": (C, H, W)) and the kinds of
 # prunable layer they have (lth.masks.layer_kinds; a test keeps these true).
@@ -35,6 +53,7 @@ MODELS = Registry("model")
 _FC, _CONV = ("fc", "output"), ("conv", "fc", "output")
 MODELS.add("mlp1d", "lth.models.mlp:ResidualMLP", options=("hidden",), inputs="vector", kinds=_FC)
 MODELS.add("lenet_300_100", "lth.models.mlp:LeNet300100", inputs="vector", kinds=_FC)
+MODELS.add("linear", "lth.models.linear:LinearModel", inputs="vector", kinds=("output",))
 MODELS.add("conv2", "lth.models.convnet:ConvNet", args={"depth": 2}, inputs="image", kinds=_CONV)
 MODELS.add("conv4", "lth.models.convnet:ConvNet", args={"depth": 4}, inputs="image", kinds=_CONV)
 MODELS.add("conv6", "lth.models.convnet:ConvNet", args={"depth": 6}, inputs="image", kinds=_CONV)

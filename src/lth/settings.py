@@ -172,6 +172,28 @@ def check_options(name: str, options: Mapping[str, Any], where: str) -> None:
             raise LTHError(f"{where}.{key}: {value!r} is not a {want} (the default is {defaults[key]!r})")
 
 
+def dataset_facts(name: str, options: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """A dataset's input shape, classes and training-set size under its options: the registered
+    facts, or those its `facts` function derives from the options (a modulus, a dimension)."""
+    part = parts.DATASETS[name]
+    merged = {**part.info.get("options", {}), **(options or {})}
+    facts = {"input_shape": tuple(part.info.get("input_shape", ())), "num_classes": part.info.get("num_classes"),
+             "train_size": part.info.get("train_size")}
+    if "facts" in part.info:
+        facts.update(part.facts(merged))
+    facts["input_shape"] = tuple(facts["input_shape"])
+    return facts
+
+
+def input_shape(dataset: Mapping[str, Any]) -> tuple[int, ...]:
+    """The shape of one example of a dataset's settings ({name, options, ...})."""
+    return dataset_facts(dataset["name"], dataset["options"])["input_shape"]
+
+
+def num_classes(dataset: Mapping[str, Any]) -> int:
+    return dataset_facts(dataset["name"], dataset["options"])["num_classes"]
+
+
 def check_dataset(d: Mapping[str, Any], batch_size: int, where: str) -> None:
     """A registered dataset, options it takes with values of their kind, and enough training examples
     for the validation split and one batch (`where` names the dataset's key)."""
@@ -180,8 +202,9 @@ def check_dataset(d: Mapping[str, Any], batch_size: int, where: str) -> None:
         raise LTHError(f"{where}.name: unknown dataset '{name}'; known: {', '.join(parts.DATASETS)}")
     check_options(name, d["options"], f"{where}.options")
     options = {**parts.DATASETS[name].info.get("options", {}), **d["options"]}
-    train = (int(options["num_samples"] * options["train_split"]) if "num_samples" in options
-             else parts.DATASETS[name].train_size)
+    if "check" in parts.DATASETS[name].info:
+        parts.DATASETS[name].check(options, f"{where}.options")
+    train = dataset_facts(name, d["options"])["train_size"]
     if d["val_size"] >= train:
         raise LTHError(f"{where}.val_size: {d['val_size']} leaves no training examples ({name} has {train})")
     if batch_size > train - d["val_size"]:
@@ -195,7 +218,7 @@ def check_consistency(s: dict[str, Any], where: str = "settings") -> None:
     check_dataset(s["dataset"], t["batch_size"], f"{where}: dataset")
     if s["model"]["name"] not in parts.MODELS:
         raise LTHError(f"{where}: model.name: unknown model '{s['model']['name']}'; known: {', '.join(parts.MODELS)}")
-    check_model(s["model"]["name"], s["model"]["options"], parts.DATASETS[s["dataset"]["name"]].input_shape,
+    check_model(s["model"]["name"], s["model"]["options"], input_shape(s["dataset"]),
                 f"{where}: model")
     if s["rewind_iteration"] >= t["iterations"]:
         raise LTHError(
@@ -262,10 +285,10 @@ def check_transfer(s: dict[str, Any], where: str) -> None:
     beyond = [level for level in (tr["levels"] or []) if level > s["pruning"]["levels"]]
     if beyond:
         raise LTHError(f"{where}: transfer.levels: {beyond} beyond pruning.levels = {s['pruning']['levels']}")
-    source = parts.DATASETS[s["dataset"]["name"]].input_shape
+    source = input_shape(s["dataset"])
     for name, target in tr["targets"].items():
         check_dataset(target["dataset"], s["training"]["batch_size"], f"{where}: transfer.targets.{name}.dataset")
-        check_adaptable(source, parts.DATASETS[target["dataset"]["name"]].input_shape,
+        check_adaptable(source, input_shape(target["dataset"]),
                         f"{where}: transfer.targets.{name}")
 
 

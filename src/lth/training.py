@@ -55,9 +55,18 @@ class BatchOrder:
         return self._perm[i * self.batch_size : (i + 1) * self.batch_size]
 
 
+def loss_of(out: torch.Tensor, y: torch.Tensor, task: str = "classification", reduction: str = "mean"):
+    """Cross-entropy of class logits, or the squared error of a regression's one output."""
+    if task == "regression":
+        return F.mse_loss(out.squeeze(-1), y, reduction=reduction)
+    return F.cross_entropy(out, y, reduction=reduction)
+
+
 @torch.no_grad()
-def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> tuple[float | None, float | None]:
-    """Mean cross-entropy and accuracy over (x, y), in eval mode (BatchNorm uses running stats); None if empty."""
+def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor,
+             task: str = "classification") -> tuple[float | None, float | None]:
+    """Mean loss and accuracy over (x, y), in eval mode (BatchNorm uses running stats); None if empty,
+    and no accuracy for a regression (its loss is the mean squared error)."""
     if len(y) == 0:
         return None, None
     was_training = model.training
@@ -66,10 +75,11 @@ def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> tuple[float 
     correct = torch.zeros((), device=x.device, dtype=torch.long)
     for i in range(0, len(y), EVAL_BATCH):
         out = model(x[i : i + EVAL_BATCH])
-        loss += F.cross_entropy(out, y[i : i + EVAL_BATCH], reduction="sum")
-        correct += (out.argmax(1) == y[i : i + EVAL_BATCH]).sum()
+        loss += loss_of(out, y[i : i + EVAL_BATCH], task, reduction="sum")
+        if task == "classification":
+            correct += (out.argmax(1) == y[i : i + EVAL_BATCH]).sum()
     model.train(was_training)
-    return loss.item() / len(y), correct.item() / len(y)
+    return loss.item() / len(y), (correct.item() / len(y) if task == "classification" else None)
 
 
 @dataclass
@@ -102,6 +112,7 @@ def train(model: nn.Module, mask: Mask, splits, training: dict[str, Any], seg: S
     apply_mask(model, mask)
     optimizer = Optimizer(model.parameters(), training)
     keep_zero = MaskEnforcer(model, mask)
+    task = getattr(splits, "task", "classification")
     adversarial = training.get("adversarial") or {}
     adversarial = adversarial if adversarial.get("method", "none") != "none" else None
     bn_l1, l1 = training.get("bn_l1", 0.0), training.get("l1", 0.0)
@@ -145,7 +156,7 @@ def train(model: nn.Module, mask: Mask, splits, training: dict[str, Any], seg: S
             xb = perturb(model, xb, yb, adversarial["method"], adversarial["epsilon"], adversarial["steps"],
                          attack_generator(seg.data_seed, t))
         out = model(xb)
-        loss = F.cross_entropy(out, yb)
+        loss = loss_of(out, yb, task)
         if bn_l1:
             loss = loss + bn_l1 * slimming_penalty(model)
         if l1:
@@ -155,11 +166,13 @@ def train(model: nn.Module, mask: Mask, splits, training: dict[str, Any], seg: S
         optimizer.step(lr)
         enforce(t)
         loss_sum += loss.detach() * len(yb)
-        correct += (out.detach().argmax(1) == yb).sum()
+        if task == "classification":
+            correct += (out.detach().argmax(1) == yb).sum()
         seen += len(yb)
         t += 1
         if (t - seg.start) % every == 0 or t == seg.stop:
-            curves.append(_evaluation(model, splits, t, lr, loss_sum.item() / seen, correct.item() / seen))
+            curves.append(_evaluation(model, splits, t, lr, loss_sum.item() / seen,
+                                      correct.item() / seen if task == "classification" else None))
             loss_sum.zero_(), correct.zero_()
             seen = 0
             if bar is not None:
@@ -176,8 +189,9 @@ def train(model: nn.Module, mask: Mask, splits, training: dict[str, Any], seg: S
 
 
 def _evaluation(model, splits, t, lr, train_loss, train_acc) -> dict[str, float]:
-    val_loss, val_acc = evaluate(model, splits.x_val, splits.y_val)
-    test_loss, test_acc = evaluate(model, splits.x_test, splits.y_test)
+    task = getattr(splits, "task", "classification")
+    val_loss, val_acc = evaluate(model, splits.x_val, splits.y_val, task)
+    test_loss, test_acc = evaluate(model, splits.x_test, splits.y_test, task)
     return {"iteration": t, "lr": lr, "train_loss": train_loss, "train_accuracy": train_acc,
             "val_loss": val_loss, "val_accuracy": val_acc, "test_loss": test_loss, "test_accuracy": test_acc}
 
@@ -187,12 +201,14 @@ def summarise(model, splits, curves, train_seconds: float) -> dict[str, Any]:
     trained = curves[1:] or curves
     with_val = [c for c in trained if c["val_loss"] is not None]
     best = min(with_val, key=lambda c: c["val_loss"]) if with_val else None
-    _, train_acc = evaluate(model, splits.x_train, splits.y_train)
+    task = getattr(splits, "task", "classification")
+    classifies = task == "classification"
+    _, train_acc = evaluate(model, splits.x_train, splits.y_train, task)
     return {
         "test_accuracy": curves[-1]["test_accuracy"],
         "test_loss": curves[-1]["test_loss"],
         "train_accuracy": train_acc,
-        "best_val_accuracy": max(c["val_accuracy"] for c in with_val) if with_val else None,
+        "best_val_accuracy": max(c["val_accuracy"] for c in with_val) if with_val and classifies else None,
         "early_stop_iteration": best["iteration"] if best else None,
         "early_stop_test_accuracy": best["test_accuracy"] if best else None,
         "train_seconds": train_seconds,

@@ -55,6 +55,8 @@ rule compare:
     output:
         png=f"{REPORTS}/compare-{{comparison}}.png",
         csv=f"{REPORTS}/compare-{{comparison}}.csv",
+    log:
+        f"{REPORTS}/logs/compare-{{comparison}}.log",
     wildcard_constraints:
         comparison="|".join(config["comparisons"]) or "^$",
     localrule: True
