@@ -146,3 +146,33 @@ def test_structured_earlybird_draws_whole_channels_of_a_resnet_with_slimming(tmp
         assert torch.equal(pairs, outputs[:, None] & inputs[None, :]) and outputs.any(), name
     rows = list(csv.DictReader(analyses.run(plan, "earlybird").open()))
     assert [r["run"] for r in rows] == ["dense", "imp ticket", "eb-init", "eb-found"]
+
+
+def test_imp_recovers_the_true_support_of_a_well_conditioned_linear_problem(tmp_path, data_dir):
+    import torch
+
+    from lth.datasets import fetch
+    from lth.jobs import Context
+    from lth.linear import ground_truth
+
+    options = {"n_train": 300, "n_test": 200, "dim": 20, "support": 4, "noise": 0.05}
+    fetch("sparse_linear", data_dir, options=options)
+    settings = {"dataset": {"name": "sparse_linear", "val_size": 50, "options": options}, "model": {"name": "linear"},
+                "training": {"optimizer": "sgd", "lr": 0.3, "batch_size": 250, "iterations": 200, "eval_every": 100},
+                "kind": "oneshot", "seeds": [0], "analyses": ["linear_support"],
+                "oneshot": {"densities": [0.5, 0.2], "methods": {"imp": {"at": "previous"}}}}
+    plan = plan_of("lin", settings, tmp_path / "lin", {"data_dir": str(data_dir)})
+    plan.write()
+    ctx = Context(plan, torch.device("cpu"))
+    for job in plan.jobs():
+        ctx.run(job)
+    from lth import artifacts
+
+    w = artifacts.load_tensors(plan.layout.final(RunKey(0, 2000, "imp")))["linear.weight"][0]
+    assert torch.equal(w != 0, ground_truth(options) != 0)  # exactly the true support
+    rows = list(csv.DictReader(analyses.run(plan, "linear_support").open()))
+    (row,) = [r for r in rows if r["level"] == "2000"]
+    assert row["support_exact"] == "True" and float(row["ticket_test_error"]) < 0.01
+    assert float(row["ticket_test_error"]) == pytest.approx(float(row["lasso_refit_test_error"]), rel=0.05)
+    with pytest.raises(LTHError, match="support 30 is larger than the dimension 20"):
+        plan_of("x", {**settings, "dataset": {**settings["dataset"], "options": {**options, "support": 30}}}, "/tmp/x")

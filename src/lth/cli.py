@@ -43,11 +43,18 @@ def _by_hand(args):
     return plan, _context(plan, args)
 
 
+def _score(summary: dict, percent: bool = False) -> str:
+    """A run's test accuracy, or its test loss (a regression has no accuracy)."""
+    if summary["test_accuracy"] is None:
+        return f"test loss {summary['test_loss']:.4g}"
+    return f"{100 * summary['test_accuracy']:.1f}%" if percent else f"test accuracy {summary['test_accuracy']:.4f}"
+
+
 def _report(record: dict) -> None:
     s = record["summary"]
     target = f" on {record['target']}" if record.get("target") else ""
     print(f"seed {record['seed']} level {record['level']} {record['variant']}{target}: "
-          f"weights remaining {record['weights_remaining']:.4f}, test accuracy {s['test_accuracy']:.4f}, "
+          f"weights remaining {record['weights_remaining']:.4f}, {_score(s)}, "
           f"early stop at {s['early_stop_iteration']}, {s['train_seconds']:.1f} s training")
 
 
@@ -149,7 +156,7 @@ def _results(records: list[dict]) -> str:
     for r in records:
         levels.setdefault(r["level"], []).append(r)
     return "; ".join(f"{100 * rs[0]['weights_remaining']:.1f}% weights: "
-                     + ", ".join(f"{r['variant']} {100 * r['summary']['test_accuracy']:.1f}%" for r in rs)
+                     + ", ".join(f"{r['variant']} {_score(r['summary'], percent=True)}" for r in rs)
                      for rs in levels.values())
 
 
