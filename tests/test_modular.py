@@ -10,7 +10,7 @@ from torch import nn
 
 from lth import masks
 from lth.errors import LTHError
-from lth.modular import DEFAULTS, check_options, make_modular
+from lth.modular import DEFAULTS, check_options, facts, make_modular
 from lth.models.modular import ModMLP, ModTransformer
 
 
@@ -60,6 +60,21 @@ def test_labels(op, fn):
         want = [fn(a, b, p) for a, b in pairs(d[f"x_{split}"], p)]
         assert d[f"y_{split}"].tolist() == want
     assert min(d["y_train"].min(), d["y_test"].min()) >= 0
+
+
+@pytest.mark.parametrize("options", [{}, {"p": 31, "train_fraction": 0.5}, {"p": 5, "op": "-"}])
+def test_facts_match_the_data(options):
+    d, f = data(**options), facts(options)
+    assert tuple(d["x_train"].shape) == (f["train_size"], *f["input_shape"])
+    assert f["num_classes"] == {**DEFAULTS, **options}["p"]
+
+
+def test_torch_free_at_import():
+    import subprocess
+    import sys
+
+    code = "import sys, lth.modular as m; m.check_options({'p': 31}); m.facts({}); print('torch' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout.strip() == "False"
 
 
 def test_defaults_and_determinism_per_seed():
@@ -184,10 +199,11 @@ def test_registration_if_present():
 
     if "modular" not in parts.DATASETS:
         pytest.skip("dataset 'modular' is not registered (yet)")
-    info = parts.DATASETS["modular"]
-    p = info.options["p"]
-    assert info.options == DEFAULTS and info.input_shape == (2 * p,) and info.num_classes == p
-    assert info.train_size == round(info.options["train_fraction"] * p * p)
+    from lth.settings import dataset_facts
+
+    assert parts.DATASETS["modular"].options == DEFAULTS
+    for options in ({}, {"p": 31, "train_fraction": 0.5}):
+        assert dataset_facts("modular", options) == facts(options)
     for name, shape in (("mod_mlp", (46,)), ("mod_transformer", (46,))):
         if name in parts.MODELS:
             from lth.models import build_model

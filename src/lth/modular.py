@@ -5,19 +5,22 @@ with `seed` splits the p*p pairs into round(train_fraction * p*p) training pairs
 test (disjoint; each part in (a, b) order). An example is one-hot(a) followed by one-hot(b): float32
 of shape (2p,), inputs that must not be normalised.
 
-Both papers draw the split from all pairs with a seeded shuffle; Minegishi et al.'s code keeps only
-a <= b for addition, here every ordered pair is kept so that subtraction has its full table too.
+Minegishi et al.'s code shuffles the pairs with a seed too, but keeps only a <= b (addition is
+symmetric); here every ordered pair is kept, so that subtraction has its whole table.
+
+`check_options` and `facts` are torch-free (they run when a workflow is parsed).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
-
-import torch
-import torch.nn.functional as F
+from typing import TYPE_CHECKING
 
 from lth.errors import LTHError
+
+if TYPE_CHECKING:
+    import torch
 
 DEFAULTS = {"p": 23, "op": "+", "train_fraction": 0.4, "seed": 0}
 OPS = ("+", "-")
@@ -58,8 +61,17 @@ def check_options(options: Mapping, where: str = "modular") -> None:
         raise LTHError(f"{where}: seed must be an integer, got {seed!r}")
 
 
+def facts(options: Mapping) -> dict:
+    """Shape of one example (2p,), classes p and training-set size under the options."""
+    o = {**DEFAULTS, **options}
+    return {"input_shape": (2 * o["p"],), "num_classes": o["p"], "train_size": train_size(o["p"], o["train_fraction"])}
+
+
 def make_modular(name: str, raw: Path, download: bool, options: dict) -> dict[str, torch.Tensor]:
     """The split p*p table of (a op b) mod p as tensors (x float32 one-hot pairs, y int64)."""
+    import torch
+    import torch.nn.functional as F
+
     check_options(options, f"dataset {name!r}")
     o = {**DEFAULTS, **options}
     p = o["p"]

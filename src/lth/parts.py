@@ -40,10 +40,20 @@ DATASETS.add("sparse_linear", "lth.linear:make_sparse_linear", augment=False, do
              check=lambda o, where: _linear().check_options(o, where))
 
 
+DATASETS.add("modular", "lth.modular:make_modular", augment=False, downloadable=False, normalise=False,
+             x_dtype="float32", options={"p": 23, "op": "+", "train_fraction": 0.4, "seed": 0},
+             facts=lambda o: _module("lth.modular").facts(o),
+             check=lambda o, where: _module("lth.modular").check_options(o, where))
+
+
 def _linear():
+    return _module("lth.linear")
+
+
+def _module(name: str):
     import importlib
 
-    return importlib.import_module("lth.linear")  # torch-free at import
+    return importlib.import_module(name)  # lth.linear, lth.modular: torch-free at import
 
 
 # Models: the class, fixed constructor arguments, the options a config may set (positive ints),
@@ -54,6 +64,9 @@ _FC, _CONV = ("fc", "output"), ("conv", "fc", "output")
 MODELS.add("mlp1d", "lth.models.mlp:ResidualMLP", options=("hidden",), inputs="vector", kinds=_FC)
 MODELS.add("lenet_300_100", "lth.models.mlp:LeNet300100", inputs="vector", kinds=_FC)
 MODELS.add("linear", "lth.models.linear:LinearModel", inputs="vector", kinds=("output",))
+MODELS.add("mod_mlp", "lth.models.modular:ModMLP", options=("embed", "hidden"), inputs="vector", kinds=_FC)
+MODELS.add("mod_transformer", "lth.models.modular:ModTransformer", options=("dim", "heads", "layers"),
+           inputs="vector", kinds=_FC)
 MODELS.add("conv2", "lth.models.convnet:ConvNet", args={"depth": 2}, inputs="image", kinds=_CONV)
 MODELS.add("conv4", "lth.models.convnet:ConvNet", args={"depth": 4}, inputs="image", kinds=_CONV)
 MODELS.add("conv6", "lth.models.convnet:ConvNet", args={"depth": 6}, inputs="image", kinds=_CONV)

