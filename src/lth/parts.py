@@ -145,3 +145,4 @@ ANALYSES.add("earlybird", "lth.analyses.earlybird:compute", trains=True, check="
                                     "description": "channel masks from BatchNorm scales (network slimming)"}},
                  "description": "early-bird analysis (You et al. 2020): see lth.analyses.earlybird"}})
 ANALYSES.add("linear_support", "lth.analyses.linear_support:compute", check="lth.analyses.linear_support:check")
+ANALYSES.add("grokking", "lth.analyses.grokking:compute")
