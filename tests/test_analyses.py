@@ -1,6 +1,7 @@
 """Analyses that train runs of their own, as stages of the plan: instability (lth.analyses.instability)."""
 
 import csv
+from pathlib import Path
 
 import pytest
 
@@ -11,6 +12,7 @@ from lth.layout import RunKey
 from lth.plan import plan_of
 from lth.results import read_record
 
+ROOT = Path(__file__).resolve().parents[1]
 INSTABILITY = {"variants": ["ticket"], "pruning": {"levels": 1}, "analyses": ["instability"],
                "training": {"iterations": 40, "eval_every": 20},
                "instability": {"rewind_points": [0, 10], "levels": [0, 1], "points": 5}}
@@ -176,3 +178,36 @@ def test_imp_recovers_the_true_support_of_a_well_conditioned_linear_problem(tmp_
     assert float(row["ticket_test_error"]) == pytest.approx(float(row["lasso_refit_test_error"]), rel=0.05)
     with pytest.raises(LTHError, match="support 30 is larger than the dimension 20"):
         plan_of("x", {**settings, "dataset": {**settings["dataset"], "options": {**options, "support": 30}}}, "/tmp/x")
+
+
+def test_the_grokking_preset_reduced_memorises_and_its_analysis_reads_the_curves(tmp_path, data_dir):
+    import torch
+    import yaml
+
+    from lth.analyses.grokking import first
+    from lth.datasets import fetch
+    from lth.jobs import Context
+    from lth.results import read_record
+
+    preset = yaml.safe_load((ROOT / "config" / "presets" / "grokking_tickets.yaml").read_text())
+    settings = preset["experiments"]["grokking_tickets"]
+    settings["dataset"]["options"] = {"p": 23, "op": "+", "train_fraction": 0.5}
+    settings["training"].update(iterations=300, eval_every=50, batch_size=264)
+    ticket = settings["oneshot"]["methods"]["grokking_ticket"]
+    settings["oneshot"] = {"densities": [0.5], "methods": {"grokking_ticket": ticket}}
+    settings["seeds"] = [0]
+    fetch("modular", data_dir, options=settings["dataset"]["options"])
+    plan = plan_of("grok", settings, tmp_path / "grok", {"data_dir": str(data_dir)})
+    plan.write()
+    ctx = Context(plan, torch.device("cpu"))
+    for job in plan.jobs():
+        ctx.run(job)
+    dense = read_record(plan.layout.metrics(RunKey(0, 0, "dense")))
+    assert dense["summary"]["train_accuracy"] == 1.0  # memorised the training pairs
+    rows = list(csv.DictReader(analyses.run(plan, "grokking").open()))
+    assert [r["variant"] for r in rows] == ["dense", "grokking_ticket"]
+    assert int(rows[0]["iterations_to_fit"]) == first(dense["curves"], "train_accuracy", 1.0) <= 300
+    curves = [{"iteration": 0, "train_accuracy": None, "test_accuracy": 0.1},
+              {"iteration": 100, "train_accuracy": 0.5, "test_accuracy": 0.1},
+              {"iteration": 200, "train_accuracy": 1.0, "test_accuracy": 0.96}]
+    assert first(curves, "train_accuracy", 1.0) == 200 and first(curves, "test_accuracy", 0.99) is None
