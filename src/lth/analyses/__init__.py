@@ -50,3 +50,31 @@ def run(plan, name: str) -> Path:
         writer.writeheader()
         writer.writerows(rows)
     return path
+
+
+def train_runs(ctx, job, keys, start_of) -> list:
+    """Train an analysis job's runs (lth.jobs.Context `ctx`), each from what `start_of(key)` gives:
+    (model, mask, first iteration, data seed), to the end of the budget with the schedule from that
+    iteration; resumable from checkpoints, each kept once finished; then mark the job done."""
+    import time
+
+    from lth.files import write_json
+    from lth.results import finished, write_run
+    from lth.training import Segment, lr_at, train
+
+    plan, training = ctx.plan, ctx.plan.settings.training
+    L, records = plan.layout, []
+    for key in keys:
+        done = finished(L, key)
+        if done is not None:
+            records.append(done)
+            continue
+        started, started_at = time.perf_counter(), time.time()
+        model, mask, start, data_seed = start_of(key)
+        fp = plan.fingerprint(job)
+        seg = Segment(start=start, stop=training.iterations, lr=lambda t: lr_at(training, t), data_seed=data_seed,
+                      checkpoint=L.checkpoint(key), fingerprint=f"{fp}/{key}", label=str(key))
+        result = train(model, mask, ctx.splits(), training, seg, augment=ctx.augment(ctx.splits().info))
+        records.append(write_run(L, key, model, mask, result, ctx.provenance(None, fp), started, started_at))
+    write_json(plan.outputs(job)[0], {k.variant: str(L.metrics(k).relative_to(L.root)) for k in keys})
+    return records

@@ -16,8 +16,6 @@ accuracy under that attack is in the table too.
 
 from __future__ import annotations
 
-import time
-
 from lth.layout import RunKey
 from lth.plan import Job
 from lth.variants import DENSE
@@ -94,7 +92,8 @@ def search(ctx, job: Job) -> dict:
     fired = watch.fired_at is not None
     at = watch.fired_at if fired else watch.last_at
     mask = watch.ticket if fired else watch.last
-    artifacts.save_tensors(base.with_name(base.name + "-mask.safetensors"), {k: v.to(torch.bool) for k, v in mask.items()})
+    artifacts.save_tensors(base.with_name(base.name + "-mask.safetensors"),
+                           {k: v.to(torch.bool) for k, v in mask.items()})
     artifacts.save_tensors(base.with_name(base.name + "-weights.safetensors"), caught["fired" if fired else "last"])
     record = {"fired": fired, "iteration": at, "density": masks.density(mask),
               "distances": [[int(t), float(d)] for t, d in watch.distances]}
@@ -103,22 +102,15 @@ def search(ctx, job: Job) -> dict:
 
 
 def train(ctx, job: Job) -> list[dict]:
+    """The early-bird ticket from theta_0 for the whole budget, and from where it was drawn for the rest."""
     from lth import artifacts, masks
-    from lth.files import write_json
-    from lth.results import finished, write_run
+    from lth.analyses import train_runs
     from lth.seeding import derive_seed
-    from lth.training import Segment, lr_at
-    from lth.training import train as train_loop
 
-    plan, s = ctx.plan, ctx.plan.settings
-    L, base, records = plan.layout, search_file(plan, job), []
+    base = search_file(ctx.plan, job)
     found = search(ctx, job)
-    for key in runs(job):
-        done = finished(L, key)
-        if done is not None:
-            records.append(done)
-            continue
-        started, started_at = time.perf_counter(), time.time()
+
+    def start_of(key):
         mask = artifacts.load_tensors(base.with_name(base.name + "-mask.safetensors"))
         model = ctx.new_model(job.seed)
         start = 0
@@ -127,14 +119,9 @@ def train(ctx, job: Job) -> list[dict]:
             start = found["iteration"]
         masks.check_mask(model, mask, str(base))
         masks.apply_mask(model, mask)
-        fp = plan.fingerprint(job)
-        seg = Segment(start=start, stop=s.training.iterations, lr=lambda t: lr_at(s.training, t),
-                      data_seed=derive_seed(job.seed, "data"), checkpoint=L.checkpoint(key), fingerprint=f"{fp}/{key}",
-                      label=str(key))
-        result = train_loop(model, mask, ctx.splits(), s.training, seg, augment=ctx.augment(ctx.splits().info))
-        records.append(write_run(L, key, model, mask, result, ctx.provenance(None, fp), started, started_at))
-    write_json(plan.outputs(job)[0], {k.variant: str(L.metrics(k).relative_to(L.root)) for k in runs(job)})
-    return records
+        return model, mask, start, derive_seed(job.seed, "data")
+
+    return train_runs(ctx, job, runs(job), start_of)
 
 
 def compute(plan) -> list[dict]:

@@ -13,8 +13,6 @@ Its table has one row per (seed, level, k, point on the path), with the barrier 
 
 from __future__ import annotations
 
-import time
-
 from lth.layout import RunKey
 from lth.plan import Job
 from lth.variants import DENSE
@@ -70,38 +68,27 @@ def inputs(plan, job: Job) -> list:
 
 
 def train(ctx, job: Job) -> list[dict]:
-    """Train the two copies (each resumable, each kept once finished), then mark the job done."""
+    """The two copies: theta_k under the level's mask, each with its own data order."""
     from lth import artifacts, masks
-    from lth.files import write_json
-    from lth.results import finished, write_run
+    from lth.analyses import train_runs
     from lth.seeding import derive_seed
-    from lth.training import Segment, lr_at
-    from lth.training import train as train_loop
 
     plan, s = ctx.plan, ctx.plan.settings
-    L, records = plan.layout, []
-    for key in runs(job):
-        done = finished(L, key)
-        if done is not None:
-            records.append(done)
-            continue
-        started, started_at = time.perf_counter(), time.time()
+    L = plan.layout
+
+    def start_of(key):
         model = ctx.new_model(job.seed)
         artifacts.load_weights(model, L.rewind(job.seed, job.k))
         if job.level:
-            mask = artifacts.load_tensors(L.mask(RunKey(job.seed, job.level, "ticket")))
-            masks.check_mask(model, mask, str(L.mask(RunKey(job.seed, job.level, "ticket"))))
+            ticket = L.mask(RunKey(job.seed, job.level, "ticket"))
+            mask = artifacts.load_tensors(ticket)
+            masks.check_mask(model, mask, str(ticket))
         else:
             mask = masks.full_mask(model, s.pruning.exclude, s.pruning.biases)
         masks.apply_mask(model, mask)
-        fp = plan.fingerprint(job)
-        seg = Segment(start=job.k, stop=s.training.iterations, lr=lambda t: lr_at(s.training, t),
-                      data_seed=derive_seed(job.seed, "data", NAME, key.variant), checkpoint=L.checkpoint(key),
-                      fingerprint=f"{fp}/{key}", label=str(key))
-        result = train_loop(model, mask, ctx.splits(), s.training, seg, augment=ctx.augment(ctx.splits().info))
-        records.append(write_run(L, key, model, mask, result, ctx.provenance(None, fp), started, started_at))
-    write_json(plan.outputs(job)[0], {k.variant: str(L.metrics(k).relative_to(L.root)) for k in runs(job)})
-    return records
+        return model, mask, job.k, derive_seed(job.seed, "data", NAME, key.variant)
+
+    return train_runs(ctx, job, runs(job), start_of)
 
 
 def compute(plan) -> list[dict]:

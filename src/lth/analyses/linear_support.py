@@ -3,10 +3,10 @@ An Analysis of Iterative Magnitude Pruning"): on a synthetic sparse problem with
 (the `sparse_linear` dataset), does IMP find the true features, and how does its ticket's error
 compare with the dense solution and with the lasso at the same sparsity?
 
-Per seed and level, for the ticket (kind imp: the ticket chain; kind oneshot: each method): the features it keeps (a feature is kept when any of its
-weights is: logistic regression has two rows of class logits), precision and recall against the
-true support, whether it is exactly the true support, and its test error (mean squared error, or
-0-1 error for logistic regression); beside it, the lasso solution with the same number of features
+Per seed and level, for the ticket (kind imp: the ticket chain; kind oneshot: each method): the
+features it keeps (a feature is kept when any of its weights is: logistic regression has two rows
+of class logits), precision and recall against the true support, whether it is exactly the true
+support, and its test error (mean squared error, or 0-1 error for logistic regression); beside it, the lasso solution with the same number of features
 and its least-squares refit, and the dense least-squares (or logistic) solution (lth.linear).
 """
 
@@ -107,8 +107,9 @@ def caption(table) -> str:
 
 
 def overview(table):
-    per = table.groupby(["variant", "level"], sort=False).agg(features=("features_kept", "mean"), exact=("support_exact", lambda v: (
-        v.astype(str) == "True").mean()), precision=("precision", "mean"), recall=("recall", "mean"),
+    exact = ("support_exact", lambda v: (v.astype(str) == "True").mean())
+    per = table.groupby(["variant", "level"], sort=False).agg(
+        features=("features_kept", "mean"), exact=exact, precision=("precision", "mean"), recall=("recall", "mean"),
         ticket=("ticket_test_error", "mean"), lasso=("lasso_test_error", "mean"),
         refit=("lasso_refit_test_error", "mean"), dense=("dense_solution_test_error", "mean"))
     return per.reset_index().round(4)
