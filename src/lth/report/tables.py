@@ -22,11 +22,13 @@ from lth.variants import DENSE
 SUMMARY_COLUMNS = [*KEY_COLUMNS, "weights_remaining", "test_accuracy", "early_stop_iteration"]
 DENSITY_COLUMNS = [c for c in summary.DENSITY_COLUMNS if c not in ("experiment", "target")]
 NUMERIC = {"seed", "level", "weights_remaining", "test_accuracy", "early_stop_iteration", "density"}
+MAY_BE_EMPTY = {"test_accuracy", "early_stop_iteration"}  # a regression; no validation split
 
 
 def read_table(path: str | Path, required: list[str]) -> pd.DataFrame:
     """A CSV with the `required` columns, the numeric ones numeric; LTHError naming the file otherwise.
-    A regression's summary has no accuracy at all (every test_accuracy empty): that column stays NaN."""
+    A column that may be empty throughout stays NaN: a regression has no accuracy, a run without a
+    validation split no early stopping."""
     path = Path(path)
     if not path.is_file():
         raise LTHError(f"{path}: file not found (run the workflow up to its summary step first)")
@@ -40,8 +42,8 @@ def read_table(path: str | Path, required: list[str]) -> pd.DataFrame:
     if table.empty:
         raise LTHError(f"{path}: has a header but no rows")
     for column in sorted(NUMERIC & set(required)):
-        if column == "test_accuracy" and table[column].isna().all() and "test_loss" in table:
-            table[column] = table[column].astype(float)  # a regression: no accuracy to read
+        if column in MAY_BE_EMPTY and table[column].isna().all():
+            table[column] = table[column].astype(float)
             continue
         values = pd.to_numeric(table[column], errors="coerce")
         bad = values.isna()
