@@ -125,7 +125,8 @@ BAD = [
     ("label noise of 1", one(exp(**{"dataset.label_noise": 1})), ["dataset.label_noise", "1 is greater than or equal"]),
     ("a modulus that is not prime", one(exp(dataset={"name": "modular", "val_size": 0, "options": {"p": 21}},
                                             model={"name": "mod_mlp"})), ["p must be a prime >= 3, got 21"]),
-    ("a training fraction of 1", one(exp(dataset={"name": "modular", "val_size": 0, "options": {"train_fraction": 1}},
+    ("a training fraction of 1", one(exp(dataset={"name": "modular", "val_size": 0,
+                                                  "options": {"train_fraction": 1}},
                                          model={"name": "mod_mlp"})), ["train_fraction", "0 or 1"]),
     ("a support larger than the dimension", one(exp(dataset={"name": "sparse_linear", "val_size": 10, "options": {
         "dim": 20, "support": 30}}, model={"name": "linear"})), ["support 30 is larger than the dimension 20"]),
