@@ -62,8 +62,9 @@ def test_tiny_dag_end_to_end(tmp_path):
 
 @pytest.mark.slow
 def test_interrupted_run_restarts_without_redoing_finished_jobs(tmp_path):
+    # levels long enough (each a few seconds) that Ctrl-C lands mid-way even on a loaded machine
     exp = {**TINY, "variants": ["ticket", "reinit"], "seeds": [0], "pruning": {**TINY["pruning"], "levels": 6},
-           "training": {**TINY["training"], "iterations": 600}}
+           "training": {**TINY["training"], "iterations": 3000, "eval_every": 500}}
     config = write_config(tmp_path, {"tiny": exp})
     plan = plan_of("tiny", exp, tmp_path / "results" / "tiny")
     proc = snakemake(tmp_path, "--configfile", config, background=True)
