@@ -32,8 +32,11 @@ def snakemake(tmp_path, *args, background=False):
     cmd = ["snakemake", "-s", str(ROOT / "Snakefile"), "-d", str(tmp_path), "--cores", "2", *map(str, args)]
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
     if background:
+        # Ctrl-C must reach it even when the tests run in a background job (where a shell makes SIGINT ignored,
+        # and an ignored signal stays ignored in every child)
         return subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                                start_new_session=True)
+                                start_new_session=True,
+                                preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
 
 
