@@ -71,7 +71,9 @@ def fetch(name: str, data_dir, *, download: bool = False, options: dict | None =
     path = out_dir / TENSORS_FILE
     if path.exists():
         try:
-            _read_tensors(path, info, options)
+            from lth.settings import dataset_facts
+
+            _read_tensors(path, info, dataset_facts(name, options))
             return path
         except LTHError:
             pass  # corrupt or stale: rebuild it below
@@ -179,11 +181,9 @@ class Splits:
     task: str = "classification"  # or "regression": float targets, squared loss, no accuracy
 
 
-def _read_tensors(path: Path, info: DatasetInfo, options: dict | None = None) -> dict[str, torch.Tensor]:
-    """Load and validate a tensors file; any problem is an LTHError naming the file."""
-    from lth.settings import dataset_facts
-
-    facts = dataset_facts(info.name, options)
+def _read_tensors(path: Path, info: DatasetInfo, facts: dict) -> dict[str, torch.Tensor]:
+    """Load and validate a tensors file against the dataset's facts (lth.settings.dataset_facts);
+    any problem is an LTHError naming the file."""
     try:
         t = load_file(str(path))
     except Exception as e:
@@ -235,7 +235,10 @@ def load_splits(
         canonical_options(name, options)  # a bad options value is reported as such
         opts = "".join(f" --option {k}={json.dumps(v)}" for k, v in sorted((options or {}).items()))
         raise LTHError(f"dataset {name!r}: {path} not found; run `lth fetch {name}{opts}` first")
-    t = _read_tensors(path, info, options)
+    from lth.settings import dataset_facts
+
+    facts = dataset_facts(name, options)
+    t = _read_tensors(path, info, facts)
     n = len(t["y_train"])
     if isinstance(val_size, bool) or not isinstance(val_size, int) or not 0 <= val_size < n:
         raise LTHError(f"dataset {name!r}: val_size={val_size!r} must be an integer in [0, {n}) (training set: {n})")
@@ -252,17 +255,13 @@ def load_splits(
         return x.float()
 
     x_train, x_val, x_test = prep(t["x_train"][train_idx]), prep(t["x_train"][val_idx]), prep(t["x_test"])
-    if x_train.dim() == 4:  # images: per-channel statistics
-        mean = x_train.mean(dim=(0, 2, 3), keepdim=True)[0]
-        std = x_train.std(dim=(0, 2, 3), keepdim=True)[0]
-    else:  # mnist1d: one scalar
-        mean, std = x_train.mean(), x_train.std()
-    std = std.clamp_min(1e-8)  # a constant channel must not turn into NaNs
     if not info.info.get("normalise", True):  # one-hot tokens stay one-hot
         mean, std = torch.zeros((), device=x_train.device), torch.ones((), device=x_train.device)
-    from lth.settings import dataset_facts
-
-    facts = dataset_facts(name, options)
+    elif x_train.dim() == 4:  # images: per-channel statistics
+        mean = x_train.mean(dim=(0, 2, 3), keepdim=True)[0]
+        std = x_train.std(dim=(0, 2, 3), keepdim=True)[0].clamp_min(1e-8)  # a constant channel: no NaNs
+    else:  # mnist1d: one scalar
+        mean, std = x_train.mean(), x_train.std().clamp_min(1e-8)
     task = facts.get("task", "classification")
     if label_noise and task != "classification":
         raise LTHError(f"dataset {name!r}: label_noise needs class labels; this is a {task} task")

@@ -27,7 +27,6 @@ from lth.layout import RunKey, tensors_file
 from lth.parts import SCORES
 from lth.plan import Job, Plan
 from lth.pruning import Context as PruneContext
-
 from lth.results import finished, write_run
 from lth.seeding import derive_seed
 from lth.settings import augments, input_shape, num_classes
@@ -156,15 +155,23 @@ class Context:
     def _dense(self, job: Job) -> list[dict[str, Any]]:
         return [self.train_run(job, key) for key in self.plan.job_runs(job)]
 
-    def _rewind(self, job: Job) -> list[dict[str, Any]]:
-        """theta_k: the dense run replayed to iteration k: the same batches and kernels, so, on a CPU at
-        the same thread count, bitwise the weights the dense run had at k (tested)."""
-        model = self.new_model(job.seed)
+    def replay_dense(self, seed: int, stop: int, watch=None, label: str = ""):
+        """The dense run replayed from theta_0 to iteration `stop`: the same batches and kernels, so, on a
+        CPU at the same thread count, bitwise the weights the dense run had there (tested). `watch(model,
+        mask)`, if given, makes the observer that sees every batch (lth.training.train's `observe`).
+        Returns the model and the observer."""
+        model = self.new_model(seed)
         mask = masks.full_mask(model, self.plan.settings.pruning.exclude, self.plan.settings.pruning.biases)
+        observer = watch(model, mask) if watch else None
         training = self.plan.settings.training
-        seg = Segment(start=0, stop=job.k, lr=lambda t: lr_at(training, t), data_seed=derive_seed(job.seed, "data"),
-                      label=str(job))
-        train(model, mask, self.splits(), training, seg, augment=self.augment(self.splits().info))
+        seg = Segment(start=0, stop=stop, lr=lambda t: lr_at(training, t), data_seed=derive_seed(seed, "data"),
+                      label=label)
+        train(model, mask, self.splits(), training, seg, augment=self.augment(self.splits().info), observe=observer)
+        return model, observer
+
+    def _rewind(self, job: Job) -> list[dict[str, Any]]:
+        """theta_k: the dense run replayed to iteration k."""
+        model, _ = self.replay_dense(job.seed, job.k, label=str(job))
         artifacts.save_tensors(self.plan.layout.rewind(job.seed, job.k), model.state_dict())
         return []
 
@@ -179,6 +186,10 @@ class Context:
         masks.check_mask(model, old, str(mask_path))
         generator = lambda: torch.Generator().manual_seed(derive_seed(seed, "prune", chain, level))  # noqa: E731
         shape = input_shape(plan.settings.dataset)
+        options = plan.pruning_options(head)
+        observer = SCORES[options["score"]].info.get("observer")
+        if observer:  # a score accumulated during training (BINGO)
+            options = {**options, "significance": self.observe(head, observer, options)}
 
         def batch(n: int):
             x, y = self.splits().x_train, self.splits().y_train
@@ -194,10 +205,6 @@ class Context:
             return PruneContext(generator=generator, model=masked_model, batch=batch, input_shape=shape,
                                 options=options)
 
-        options = plan.pruning_options(head)
-        observer = SCORES[options["score"]].info.get("observer")
-        if observer:
-            options = {**options, "significance": self.observe(head, observer, options)}
         new = plan.next_mask(head, weights, old, self.kinds(model), context_for)
         artifacts.save_tensors(plan.layout.mask(head), new)
         return new
@@ -211,17 +218,14 @@ class Context:
             if not path.exists():
                 from lth.registry import Part
 
-                model = self.new_model(head.seed)
-                mask = masks.full_mask(model, self.plan.settings.pruning.exclude, self.plan.settings.pruning.biases)
-                init = {k: v.detach().clone() for k, v in model.state_dict().items()}
-                watch = Part("observer", observer).load()(model, mask, seed=derive_seed(head.seed, "observe"),
-                                                          init=init, **options[options["score"]])
-                training = self.plan.settings.training
-                seg = Segment(start=0, stop=training.iterations, lr=lambda t: lr_at(training, t),
-                              data_seed=derive_seed(head.seed, "data"), label=f"observe {head}")
-                train(model, mask, self.splits(), training, seg, augment=self.augment(self.splits().info),
-                      observe=watch)
-                artifacts.save_tensors(path, watch.scores())
+                def watch(model, mask):
+                    init = {k: v.detach().clone() for k, v in model.state_dict().items()}
+                    return Part("observer", observer).load()(model, mask, seed=derive_seed(head.seed, "observe"),
+                                                             init=init, **options[options["score"]])
+
+                _, found = self.replay_dense(head.seed, self.plan.settings.training.iterations, watch,
+                                             f"observe {head}")
+                artifacts.save_tensors(path, found.scores())
         return artifacts.load_tensors(path)
 
     def _level(self, job: Job) -> list[dict[str, Any]]:

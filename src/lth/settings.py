@@ -248,6 +248,9 @@ def check_data_score(method: dict[str, Any], where: str) -> None:
                        f"(e.g. batch: 256)")
 
 
+DENSITY_GRID = 10000  # a one-shot density is a whole number of weights per DENSITY_GRID (it names folders)
+
+
 def check_oneshot(s: dict[str, Any], where: str) -> None:
     """A one-shot sweep: densities strictly between 0 and 1 on a 1/10,000 grid (they name folders),
     methods whose scores get what they need, and each method's rounds spelt out (lth.sweep)."""
@@ -256,7 +259,7 @@ def check_oneshot(s: dict[str, Any], where: str) -> None:
         if isinstance(d, bool) or not 0 < d < 1:
             raise LTHError(f"{where}: oneshot.densities: {d!r} is not a density in (0, 1) (the fraction of "
                            f"prunable weights kept: 0 keeps none, 1 prunes nothing)")
-        if abs(d * 10000 - round(d * 10000)) > 1e-6:
+        if abs(d * DENSITY_GRID - round(d * DENSITY_GRID)) > 1e-6:
             raise LTHError(f"{where}: oneshot.densities: {d!r} is not a multiple of 0.0001")
     for name, m in o["methods"].items():
         at = f"{where}: oneshot.methods.{name}"

@@ -27,9 +27,10 @@ from pathlib import Path
 from lth.errors import LTHError
 from lth.layout import RunKey, tensors_file
 from lth.plan import Job, Plan
+from lth.settings import DENSITY_GRID
 from lth.variants import DENSE, Variant
 
-PER = 10000  # a level is a density in weights per PER
+PER = DENSITY_GRID  # a level is a density in weights per PER
 
 
 class Sweep(Plan):

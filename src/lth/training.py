@@ -55,6 +55,11 @@ class BatchOrder:
         return self._perm[i * self.batch_size : (i + 1) * self.batch_size]
 
 
+def task_of(splits) -> str:
+    """"classification" or "regression" (lth.datasets.Splits.task; a plain namespace of tensors classifies)."""
+    return getattr(splits, "task", "classification")
+
+
 def loss_of(out: torch.Tensor, y: torch.Tensor, task: str = "classification", reduction: str = "mean"):
     """Cross-entropy of class logits, or the squared error of a regression's one output."""
     if task == "regression":
@@ -112,11 +117,12 @@ def train(model: nn.Module, mask: Mask, splits, training: dict[str, Any], seg: S
     apply_mask(model, mask)
     optimizer = Optimizer(model.parameters(), training)
     keep_zero = MaskEnforcer(model, mask)
-    task = getattr(splits, "task", "classification")
+    task = task_of(splits)
     adversarial = training.get("adversarial") or {}
     adversarial = adversarial if adversarial.get("method", "none") != "none" else None
     bn_l1, l1 = training.get("bn_l1", 0.0), training.get("l1", 0.0)
-    l1_params = [dict(model.named_parameters())[n] for n in mask]
+    if l1:
+        l1_params = [dict(model.named_parameters())[n] for n in mask]
     if adversarial:
         from lth.adversarial import attack_generator, perturb
     if bn_l1:
@@ -189,7 +195,7 @@ def train(model: nn.Module, mask: Mask, splits, training: dict[str, Any], seg: S
 
 
 def _evaluation(model, splits, t, lr, train_loss, train_acc) -> dict[str, float]:
-    task = getattr(splits, "task", "classification")
+    task = task_of(splits)
     val_loss, val_acc = evaluate(model, splits.x_val, splits.y_val, task)
     test_loss, test_acc = evaluate(model, splits.x_test, splits.y_test, task)
     return {"iteration": t, "lr": lr, "train_loss": train_loss, "train_accuracy": train_acc,
@@ -201,7 +207,7 @@ def summarise(model, splits, curves, train_seconds: float) -> dict[str, Any]:
     trained = curves[1:] or curves
     with_val = [c for c in trained if c["val_loss"] is not None]
     best = min(with_val, key=lambda c: c["val_loss"]) if with_val else None
-    task = getattr(splits, "task", "classification")
+    task = task_of(splits)
     classifies = task == "classification"
     _, train_acc = evaluate(model, splits.x_train, splits.y_train, task)
     return {

@@ -65,38 +65,38 @@ def search(ctx, job: Job) -> dict:
     from lth import artifacts, masks
     from lth.earlybird import EarlyBird
     from lth.files import read_json, write_json
-    from lth.seeding import derive_seed
-    from lth.training import Segment, lr_at, train
 
     plan, s, o = ctx.plan, ctx.plan.settings, ctx.plan.settings[NAME]
     base = search_file(plan, job)
     if base.with_suffix(".json").exists():
         return read_json(base.with_suffix(".json"))
     ticket = artifacts.load_tensors(plan.layout.mask(RunKey(job.seed, job.level, "ticket")))
-    model = ctx.new_model(job.seed)
-    full = masks.full_mask(model, s.pruning.exclude, s.pruning.biases)
-    watch = EarlyBird(model, full, masks.density(ticket), o.every, o.window, o.threshold, o.structured)
     caught = {}
 
-    def observe(t, x, y):
-        watch(t, x, y)
-        if watch.last_at == t:  # the weights every mask was drawn from: keep the latest, and the one it fired at
-            state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-            caught["last"] = state
-            if watch.fired_at == t:
-                caught["fired"] = state
+    def watch(model, full):
+        eb = EarlyBird(model, full, masks.density(ticket), o.every, o.window, o.threshold, o.structured)
 
-    seg = Segment(start=0, stop=s.training.iterations, lr=lambda t: lr_at(s.training, t),
-                  data_seed=derive_seed(job.seed, "data"), label=f"early-bird search seed {job.seed}")
-    train(model, full, ctx.splits(), s.training, seg, augment=ctx.augment(ctx.splits().info), observe=observe)
-    fired = watch.fired_at is not None
-    at = watch.fired_at if fired else watch.last_at
-    mask = watch.ticket if fired else watch.last
+        def observe(t, x, y):
+            eb(t, x, y)
+            if eb.last_at == t:  # the weights every mask was drawn from: the latest, and the one it fired at
+                state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+                caught["last"] = state
+                if eb.fired_at == t:
+                    caught["fired"] = state
+
+        caught["detector"] = eb
+        return observe
+
+    ctx.replay_dense(job.seed, s.training.iterations, watch, f"early-bird search seed {job.seed}")
+    found = caught["detector"]
+    fired = found.fired_at is not None
+    at = found.fired_at if fired else found.last_at
+    mask = found.ticket if fired else found.last
     artifacts.save_tensors(base.with_name(base.name + "-mask.safetensors"),
                            {k: v.to(torch.bool) for k, v in mask.items()})
     artifacts.save_tensors(base.with_name(base.name + "-weights.safetensors"), caught["fired" if fired else "last"])
     record = {"fired": fired, "iteration": at, "density": masks.density(mask),
-              "distances": [[int(t), float(d)] for t, d in watch.distances]}
+              "distances": [[int(t), float(d)] for t, d in found.distances]}
     write_json(base.with_suffix(".json"), record)
     return record
 

@@ -22,12 +22,10 @@ def expected(results: Results) -> tuple[list[int], list[str], list[int]]:
     config, s = results.config, results.summary
     seeds = sorted({int(x) for x in config.get("seeds") or s["seed"].unique()})
     if config.get("kind") == "oneshot":  # a sweep: its methods and their controls, at its densities
-        from lth.settings import resolve
-        from lth.sweep import PER
-
-        o = resolve(config).oneshot
-        names = [v for m in o.methods for v in (m, *(f"{m}-{c}" for c in o.controls))]
-        return seeds, names, sorted((round(d * PER) for d in o.densities), reverse=True)
+        plan = results.plan
+        levels = [j for j in plan.jobs() if j.stage == "level"]
+        names = list(dict.fromkeys(k.variant for j in levels for k in plan.job_runs(j)))
+        return seeds, names, plan.levels()
     wanted = config.get("variants")
     names = [v for chain in chains(wanted).values() for v in chain] if wanted else variants(s)
     top = max(int((config.get("pruning") or {}).get("levels") or 0), int(s["level"].max()))

@@ -87,20 +87,26 @@ class Results:
     def published(self) -> pd.DataFrame:
         return normalise_published(self.reference)
 
+    @property
+    def plan(self):
+        """The experiment's plan, from its settings.json (read once per report, not per run)."""
+        if self._plan is None:
+            from lth.plan import Plan
+
+            self._plan = Plan.from_results(self.root)
+        return self._plan
+
     def record(self, seed: int, level: int, variant: str) -> dict[str, Any] | None:
         """A run's metrics.json, read once; None when it cannot be read (no settings.json, no record,
         a damaged one: why is kept in `unreadable`), so that the page can leave that run's curves out
         and say so instead of failing."""
         from lth.layout import RunKey
-        from lth.plan import Plan
         from lth.results import read_record
 
         key = (int(seed), int(level), str(variant))
         if key not in self._records:
             try:
-                if self._plan is None:
-                    self._plan = Plan.from_results(self.root)  # once per report, not per run
-                self._records[key] = read_record(self._plan.layout.metrics(RunKey(*key)))
+                self._records[key] = read_record(self.plan.layout.metrics(RunKey(*key)))
             except (LTHError, OSError) as exc:
                 self._records[key], self.unreadable[key] = None, str(exc)
         return self._records[key]
