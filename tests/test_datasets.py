@@ -132,15 +132,16 @@ def fetched(tmp_path_factory):
 
 
 def test_registry_facts():
-    assert set(D.DATASETS) == {"mnist1d", "digits", "mnist", "fashionmnist", "kmnist", "cifar10", "cifar100", "svhn",
-                               "sparse_linear", "modular"}
+    assert set(D.DATASETS) == {"mnist1d", "digits", "mnist5k", "mnist", "fashionmnist", "kmnist", "cifar10", "cifar100",
+                               "svhn", "sparse_linear", "modular", "grammar"}
     assert D.dataset_info("mnist1d").input_shape == (40,)
     assert D.dataset_info("digits").input_shape == (1, 8, 8)
     assert D.dataset_info("kmnist").input_shape == (1, 28, 28)
     assert D.dataset_info("svhn").input_shape == (3, 32, 32)
     assert D.dataset_info("cifar100").num_classes == 100
     assert {n for n, i in D.DATASETS.items() if i.augment} == {"cifar10", "cifar100"}
-    assert {n for n, i in D.DATASETS.items() if not i.downloadable} == {"mnist1d", "digits", "sparse_linear", "modular"}
+    assert {n for n, i in D.DATASETS.items() if not i.downloadable} == {"mnist1d", "digits", "mnist5k", "sparse_linear",
+                                                                        "modular", "grammar"}
 
 
 def test_unknown_dataset_lists_known_names(tmp_path):

@@ -24,6 +24,7 @@ STANDARD = {  # the shape each model is normally used with
     "linear": (40,),
     "mod_mlp": (40,),  # one-hot pairs of a modulus p = 20
     "mod_transformer": (40,),
+    "encoder": (40,),
 }
 ALL = list(STANDARD)
 
@@ -95,6 +96,7 @@ EXPECTED = {  # (all parameters, prunable weights) on the STANDARD shape with 10
     "linear": (400, 400),  # bias-free 40 -> 10
     "mod_mlp": (70_656, 70_656),  # embedding 20x128 shared, 256x256 hidden, 256x10 out, no biases
     "mod_transformer": (51_786, 51_200),  # biases of q, k, v, projections, MLP and output: 586
+    "encoder": (102_730, 101_568),
 }
 
 

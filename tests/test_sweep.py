@@ -65,6 +65,7 @@ def test_a_grown_sweep_keeps_every_finished_job_and_a_changed_method_only_its_ow
     ({"methods": {"s": {"score": "nope"}}}, "oneshot.methods.s.score: 'nope' is not one of"),
     ({"methods": {"s": {"train": "iht", "distribution": "erk"}}}, "train: iht thresholds by magnitude"),
     ({"methods": {"Bad-Name": {}}}, "oneshot.methods: 'Bad-Name' does not match"),
+    ({"methods": {"ep": {"train": "edgepopup"}}}, "train: edgepopup keeps the same fraction of every layer"),
 ])
 def test_bad_sweeps_are_one_line_errors_naming_the_key(oneshot, message):
     with pytest.raises(LTHError) as e:
@@ -261,3 +262,27 @@ def test_a_method_at_an_iteration_scores_the_dense_run_replayed_to_it(context):
     assert torch.equal(torch.cat([got[n].flatten() for n in names]), keep)
     with pytest.raises(LTHError, match="oneshot.methods.memo.at: iteration 40 is beyond the training budget"):
         plan(sweep({"methods": {"memo": {"at": 40}}}, training={"iterations": 40}))
+
+
+def test_an_edgepopup_method_keeps_the_frozen_weights_under_its_exact_density(context):
+    """Strong tickets: the run's weights are theta_0's (here signed Kaiming constant) bitwise where kept,
+    zero elsewhere, every layer at the density; the controls train on its mask."""
+    ctx = context(sweep({"densities": [0.3], "controls": ["shuffle"],
+                         "methods": {"ep": {"train": "edgepopup", "distribution": "uniform"}}},
+                        model={"init": "signed_kaiming_constant"}, training={"iterations": 40, "eval_every": 20}))
+    _run_all(ctx)
+    L = ctx.plan.layout
+    theta_0 = artifacts.load_tensors(L.rewind(0, 0))
+    mask = artifacts.load_tensors(L.mask(RunKey(0, 3000, "ep")))
+    final = artifacts.load_tensors(L.final(RunKey(0, 3000, "ep")))
+    for name, m in mask.items():
+        assert int(m.sum()) == round(0.3 * m.numel())
+        assert torch.equal(final[name][m], theta_0[name][m]) and (final[name][~m] == 0).all()
+        magnitudes = theta_0[name].abs().unique()  # signed constant: one magnitude per layer, both signs
+        assert len(magnitudes) == 1 and math.isclose(magnitudes.item(), math.sqrt(2 / theta_0[name][0].numel()),
+                                                      rel_tol=1e-6)
+        assert (theta_0[name] > 0).any() and (theta_0[name] < 0).any()
+    untouched = [k for k in theta_0 if k not in mask]  # biases: frozen, bitwise
+    assert untouched and all(torch.equal(final[k], theta_0[k]) for k in untouched)
+    shuffled = artifacts.load_tensors(L.mask(RunKey(0, 3000, "ep-shuffle")))
+    assert masks.counts(shuffled) == masks.counts(mask)

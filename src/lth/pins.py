@@ -4,6 +4,10 @@
 `dvc status data.dvc` compares them. Its paths are relative to a data folder (`wdir: data`), so the
 same pins hold for a dataset stored under any `data_dir`. Checking needs only the recorded md5 (DVC 3
 hashes a file's raw bytes with md5), never a DVC cache: a fresh clone verifies what it generates.
+Datasets that the default config does not use are pinned under `meta: {pins: [...]}` (the fields of an
+out): lth checks them alike; DVC ignores `meta`, so it neither caches nor pushes them. They cannot be
+outs: DVC needs every out of a .dvc file on disk (`dvc commit` of the others fails, `dvc status` is
+not clean) and in the remote (`dvc pull` fails), and nothing fetches them in a default run.
 
 Kept free of torch and DVC imports: the workflow checks pins each time it starts.
 """
@@ -25,6 +29,7 @@ class Pins:
     file: Path  # the DVC file, e.g. data.dvc
     folder: Path  # the data folder its paths are relative to (its `wdir`)
     md5: dict[str, str] = field(default_factory=dict)  # posix path relative to `folder` -> md5
+    outs: frozenset[str] = frozenset()  # those of `md5` that are DVC outs (the others: under meta.pins)
 
     def check(self, path, data_dir) -> str | None:
         """md5 of `path` (stored under `data_dir`) if its pin matches, None if it is not pinned; LTHError
@@ -43,7 +48,7 @@ class Pins:
 
     def tracked(self, path) -> bool:
         """Whether `path` is a file that DVC itself tracks through this pins file (in the project's data folder)."""
-        return _relative(path, self.folder) in self.md5
+        return _relative(path, self.folder) in self.outs
 
 
 def record(path) -> Path:
@@ -79,14 +84,16 @@ def load(pins_file) -> Pins:
         doc = yaml.safe_load(path.read_text()) or {}
         folder = path.parent / (doc.get("wdir") or ".")
         pins = {}
-        for out in doc.get("outs") or []:
+        meta = doc.get("meta") or {}
+        for out in [*(doc.get("outs") or []), *(meta.get("pins") or [])]:
             name, digest = PurePosixPath(out["path"]).as_posix(), str(out["md5"])
             if digest.endswith(".dir"):  # a directory's file list lives in the DVC cache, which a clone lacks
                 raise LTHError(f"{path}: {name} is pinned as a directory; pin each file instead")
             pins[name] = digest
+        outs = {PurePosixPath(out["path"]).as_posix() for out in doc.get("outs") or []}
     except (yaml.YAMLError, AttributeError, KeyError, TypeError) as exc:
         raise LTHError(f"{path}: not a DVC file whose outs have a path and an md5 ({exc})") from None
-    return Pins(path, folder, pins)
+    return Pins(path, folder, pins, frozenset(outs))
 
 
 def _relative(path, folder) -> str | None:

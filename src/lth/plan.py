@@ -257,7 +257,11 @@ class Plan:
         dense = L.metrics(RunKey(job.seed, 0, DENSE))
         theta_k = [L.rewind(job.seed, s.rewind_iteration)] if s.rewind_iteration else []
         if job.stage in ("dense", "rewind"):
-            return {"data": data, "runs": []}
+            if s.model.pretrained is None:
+                return {"data": data, "runs": []}
+            from lth.pretrained import weights_file
+
+            return {"data": data, "runs": [weights_file(L.root, s, job.seed)[1]]}
         if job.stage == "probe":
             from lth.analyses import module
 

@@ -269,6 +269,9 @@ def check_oneshot(s: dict[str, Any], where: str) -> None:
         if isinstance(m["at"], int) and m["at"] >= s["training"]["iterations"]:
             raise LTHError(f"{at}.at: iteration {m['at']} is beyond the training budget (training.iterations = "
                            f"{s['training']['iterations']})")
+        if m["train"] == "edgepopup" and m["distribution"] != "uniform":
+            raise LTHError(f"{at}: train: edgepopup keeps the same fraction of every layer (Ramanujan et al. 2020): "
+                           f"it takes distribution: uniform, got {m['distribution']!r}")
         if m["train"] == "iht":
             if m["score"] != "magnitude" or m["distribution"] == "erk":
                 raise LTHError(f"{at}: train: iht thresholds by magnitude, globally or per layer: it takes "
@@ -364,10 +367,12 @@ def _method_keys(s: Settings, m: Mapping[str, Any]) -> dict[str, Any]:
     its own previous density's weights, the densities of that chain."""
     if m["train"] == "iht":
         keys = ["train", "distribution", "iht"]
+    elif m["train"] == "edgepopup":
+        keys = ["train", "distribution"]
     else:
         keys = ["score", "at", "train", "distribution", "min_per_layer", "rounds", *_score_keys(m)]
     out = {k: _thaw(m[k]) for k in keys}
-    if m["at"] == "previous" and m["train"] != "iht":
+    if m["at"] == "previous" and m["train"] == "masked":
         out["densities"] = sorted(s.oneshot.densities, reverse=True)
     return out
 

@@ -38,7 +38,8 @@ def start_state(ctx, key: RunKey) -> Start:
     """Where run `key` starts (`ctx`: the job's lth.jobs.Context)."""
     plan, s = ctx.plan, ctx.plan.settings
     layout, variant = plan.layout, plan.variant(key)
-    model = ctx.new_model(init_seed(key, variant.weights), key.target)
+    model = ctx.theta_0(key.seed) if variant.weights == "init" else ctx.new_model(init_seed(key, variant.weights),
+                                                                                  key.target)
     head = ctx.head(model)
     if variant.weights == "rewind":
         theta_k = layout.rewind(key.seed, s.rewind_iteration)

@@ -5,10 +5,12 @@ A method (settings `oneshot.methods.<name>`) is a registered score, the weights 
 the start weights theta_k, the dense run's trained weights, or its own trained weights at the next
 larger density: IMP with each round jumping to its density, as Greydanus 2020 prunes), a per-layer
 distribution and a number of rounds; or iterative hard thresholding (`train: iht`), which reaches
-the density while it trains. Every run starts from theta_k and trains T-k iterations, the ticket's
-budget. The controls of Frankle et al. 2021 ("Pruning neural networks at initialization: why are
-we missing the mark?") are variants of each method: `<method>-shuffle` (its mask shuffled within
-each layer, the per-layer counts kept) and `<method>-reinit` (its mask on a fresh initialisation).
+the density while it trains; or edge-popup (`train: edgepopup`), which keeps the weights of theta_k
+frozen and trains which of them to keep (strong tickets). Every run starts from theta_k and trains
+T-k iterations, the ticket's budget. The controls of Frankle et al. 2021 ("Pruning neural networks
+at initialization: why are we missing the mark?") are variants of each method: `<method>-shuffle`
+(its mask shuffled within each layer, the per-layer counts kept) and `<method>-reinit` (its mask on
+a fresh initialisation).
 
 Jobs (the `imp` kind's stages, lth.plan):
     dense   (seed)                 the dense run
@@ -61,9 +63,9 @@ class Sweep(Plan):
             return Variant(key.variant, weights="rewind", mask="random", chain=name)
         if control == "reinit":
             return Variant(key.variant, weights="fresh", mask="chain", chain=name)
-        iht = self.method(key).train == "iht"
-        return Variant(key.variant, weights="rewind", mask="full" if iht else "chain", chain=name,
-                       train=self.method(key).train)
+        train = self.method(key).train  # iht and edgepopup find their mask while they train
+        return Variant(key.variant, weights="rewind", mask="chain" if train == "masked" else "full", chain=name,
+                       train=train)
 
     def transfer_levels(self) -> list[int]:
         return []

@@ -112,7 +112,7 @@ def train(ctx, job: Job) -> list[dict]:
 
     def start_of(key):
         mask = artifacts.load_tensors(base.with_name(base.name + "-mask.safetensors"))
-        model = ctx.new_model(job.seed)
+        model = ctx.theta_0(job.seed)
         start = 0
         if key.variant == "eb-found":
             artifacts.load_weights(model, base.with_name(base.name + "-weights.safetensors"))

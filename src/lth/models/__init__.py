@@ -27,9 +27,13 @@ def _positive_int(value: object) -> bool:
 
 
 def build_model(
-    name: str, input_shape: tuple[int, ...], num_classes: int, *, seed: int, **options
+    name: str, input_shape: tuple[int, ...], num_classes: int, *, seed: int, init: str = "default", **options
 ) -> nn.Module:
     """Build model `name` for inputs of `input_shape` (no batch dim), initialised from `seed` only.
+
+    init: "default" (the model's own, its paper's), or one of Ramanujan et al. 2020's for the weights
+    of every Linear/Conv2d layer, drawn after the model's own from a generator of their own
+    (lth.models.init.WEIGHT_INITS); biases and BatchNorms keep the model's.
 
     Raises LTHError for an unknown name or option, a bad option value, or an input shape the
     architecture cannot take. Leaves the global torch RNG untouched.
@@ -54,6 +58,14 @@ def build_model(
     with torch.random.fork_rng(devices=[]):
         model = part.load()(shape, num_classes, **part.info.get("args", {}), **options)
     model.init_parameters(torch.Generator().manual_seed(seed))
+    if init != "default":
+        from lth.models.init import WEIGHT_INITS
+        from lth.seeding import derive_seed
+
+        g = torch.Generator().manual_seed(derive_seed(seed, "init", init))
+        for m in model.modules():
+            if isinstance(m, (nn.Linear, nn.Conv2d)):
+                WEIGHT_INITS[init](m, g)
     return model
 
 

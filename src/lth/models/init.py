@@ -56,3 +56,35 @@ def image_size_after_pools(model: str, shape: tuple[int, ...], pools: int) -> tu
         )
     c, h, w = shape
     return c, h // need, w // need
+
+
+def kaiming_normal_weights(module: nn.Module, g: torch.Generator, density: float = 1.0) -> None:
+    """Ramanujan et al. 2020's "Kaiming Normal": N(0, sigma^2), sigma = sqrt(2 / (fan_in * density)).
+
+    Linear/Conv2d weights only (fan_in mode, ReLU gain); biases and other modules are left as they
+    are. density < 1 is the paper's "scaled" variant (fan scaled by the fraction of weights kept).
+    """
+    if isinstance(module, (nn.Linear, nn.Conv2d)):
+        fan_in = module.weight[0].numel() * density
+        std = init.calculate_gain("relu") / math.sqrt(fan_in)
+        with torch.no_grad():
+            module.weight.normal_(0.0, std, generator=g)
+
+
+def signed_kaiming_constant(module: nn.Module, g: torch.Generator, density: float = 1.0) -> None:
+    """Ramanujan et al. 2020's "Signed Kaiming Constant": every weight +-sigma, the sign a fair coin.
+
+    sigma = gain / sqrt(fan_in * density), gain = sqrt(2) (ReLU); the sign is drawn from `g` (the
+    authors' code keeps the sign of the previous init instead). Linear/Conv2d weights only; biases
+    and other modules are left as they are. density < 1 is the paper's "scaled" variant.
+    """
+    if isinstance(module, (nn.Linear, nn.Conv2d)):
+        fan_in = module.weight[0].numel() * density
+        sigma = init.calculate_gain("relu") / math.sqrt(fan_in)
+        signs = torch.randint(0, 2, module.weight.shape, generator=g, device=module.weight.device)
+        with torch.no_grad():
+            module.weight.copy_((signs * 2 - 1).to(module.weight.dtype) * sigma)
+
+
+# model.init: weight initialisers applied after a model's own (lth.models.build_model)
+WEIGHT_INITS = {"kaiming_normal": kaiming_normal_weights, "signed_kaiming_constant": signed_kaiming_constant}

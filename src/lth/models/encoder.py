@@ -1,0 +1,103 @@
+"""A small bidirectional transformer encoder (BERT-like) for token sequences (lth.grammar).
+
+Inputs of shape (L, T): L positions of T-way one-hot tokens (flattened (L*T,) inputs are reshaped),
+token 1 being MASK as in lth.grammar. A 1-D input shape (L,) is read as L positions of one scalar
+feature each (a signal such as mnist1d's). Every parameter is an nn.Linear: the token embedding
+(bias-free, on the one-hots), the learned positions (bias-free, on one-hot positions), the blocks'
+projections and MLPs, and the output head, registered last (the pipeline's output layer).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.nn import init
+
+from lth.errors import LTHError
+
+MASK = 1  # the MASK token's channel (lth.grammar.MASK)
+
+
+def _normal(m: nn.Linear, g: torch.Generator, std: float | None = None) -> None:
+    """Weight ~ N(0, std^2), std 1/sqrt(fan_in) unless given; bias (if any) 0."""
+    init.normal_(m.weight, 0.0, 1 / math.sqrt(m.in_features) if std is None else std, generator=g)
+    if m.bias is not None:
+        init.zeros_(m.bias)
+
+
+class EncoderBlock(nn.Module):
+    """Pre-LN block with attention over all positions: x + attn(ln(x)), then x + mlp(ln(x)).
+
+    q, k, v and the attention output are separate nn.Linear layers (each a prunable weight); the
+    layer norms have no gain or bias (the Linear layers after them absorb an affine), as in
+    lth.models.modular.Block, which is causal; this one is not. ReLU MLP.
+    """
+
+    def __init__(self, dim: int, heads: int, mlp: int):
+        super().__init__()
+        self.heads = heads
+        self.ln1 = nn.LayerNorm(dim, elementwise_affine=False)
+        self.q, self.k, self.v = nn.Linear(dim, dim), nn.Linear(dim, dim), nn.Linear(dim, dim)
+        self.proj = nn.Linear(dim, dim)
+        self.ln2 = nn.LayerNorm(dim, elementwise_affine=False)
+        self.fc1 = nn.Linear(dim, mlp)
+        self.fc2 = nn.Linear(mlp, dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        n, t, d = x.shape
+        h = self.ln1(x)
+        q, k, v = (m(h).view(n, t, self.heads, d // self.heads).transpose(1, 2) for m in (self.q, self.k, self.v))
+        a = F.scaled_dot_product_attention(q, k, v)
+        x = x + self.proj(a.transpose(1, 2).reshape(n, t, d))
+        return x + self.fc2(F.relu(self.fc1(self.ln2(x))))
+
+
+class Encoder(nn.Module):
+    """Bidirectional transformer encoder with a classification head (pre-LN, learned positions).
+
+    `layers` blocks of width `dim` with `heads` heads, MLP width 4*dim, a final layer norm (no
+    affine), then `out`. Readout: the hidden state at the MASK position where a sequence has one
+    (masked-token pre-training: the head predicts the hidden token), else at position 0 (CLS:
+    sequence classification); the first MASK if there are several. Init: N(0, 1/fan_in) weights,
+    zero biases, positions N(0, 1/T) so that they start at the token embedding's scale.
+    """
+
+    def __init__(self, input_shape: tuple[int, ...], num_classes: int, dim: int = 64, heads: int = 4,
+                 layers: int = 2):
+        super().__init__()
+        shape = tuple(input_shape)
+        if len(shape) not in (1, 2):
+            raise LTHError(f"model 'encoder' cannot take input_shape {shape}: it needs (positions, tokens) "
+                           f"or (positions,)")
+        self.length, self.tokens = (shape[0], 1) if len(shape) == 1 else shape
+        if dim % heads:
+            raise LTHError(f"model 'encoder': dim={dim} is not a multiple of heads={heads}")
+        self.embed = nn.Linear(self.tokens, dim, bias=False)
+        self.pos = nn.Linear(self.length, dim, bias=False)
+        self.blocks = nn.ModuleList(EncoderBlock(dim, heads, 4 * dim) for _ in range(layers))
+        self.ln = nn.LayerNorm(dim, elementwise_affine=False)
+        self.out = nn.Linear(dim, num_classes)  # registered last: the output layer
+
+    def readout(self, x: torch.Tensor) -> torch.Tensor:
+        """Per example of (N, L, T) inputs, the position read out: the first MASK, else 0."""
+        if self.tokens <= MASK:
+            return torch.zeros(len(x), dtype=torch.long, device=x.device)
+        masked = x[:, :, MASK] > 0.5
+        return torch.where(masked.any(1), masked.to(torch.uint8).argmax(1), 0)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.reshape(len(x), self.length, self.tokens)
+        h = self.embed(x) + self.pos(torch.eye(self.length, dtype=x.dtype, device=x.device))
+        for block in self.blocks:
+            h = block(h)
+        return self.out(self.ln(h[torch.arange(len(x), device=x.device), self.readout(x)]))
+
+    def init_parameters(self, g: torch.Generator) -> None:
+        for m in self.modules():
+            if m is self.pos:
+                _normal(m, g, std=1 / math.sqrt(self.tokens))
+            elif isinstance(m, nn.Linear):
+                _normal(m, g)
