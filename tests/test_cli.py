@@ -1,5 +1,6 @@
 """The `lth` command: stages chained by hand, and one clear line for every kind of bad input."""
 
+import json
 import shutil
 import subprocess
 import sys
@@ -26,6 +27,9 @@ def stage(results, settings, data_dir, command, *extra):
 
 
 def test_stages_chain_by_hand(capsys, tmp_path, data_dir, settings_file):
+    import torch
+
+    torch.set_num_threads(2)  # what torch picks on a 2-core machine
     s, results = settings_file(), tmp_path / "r"
     assert run(capsys, *stage(results, s, data_dir, "train"))[0] == 0
     code, out, _ = run(capsys, *stage(results, s, data_dir, "prune", "--level", 1))
@@ -37,6 +41,9 @@ def test_stages_chain_by_hand(capsys, tmp_path, data_dir, settings_file):
     for variant in ("ticket", "reinit"):
         key = RunKey(0, 1, variant)
         assert layout.metrics(key).exists() and not layout.checkpoint(key).exists()
+    # by hand, the thread count is the workflow's default (1), whatever torch would pick, and recorded
+    record = json.loads(layout.metrics(RunKey(0, 0, "dense")).read_text())
+    assert record["provenance"]["threads"] == 1
 
 
 @pytest.mark.parametrize("changes, message", [

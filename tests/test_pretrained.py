@@ -95,3 +95,46 @@ def test_a_new_head_is_fresh_and_another_architecture_is_refused_by_layer(tmp_pa
     wider = build_model("mlp1d", (40,), 10, seed=2, hidden=48)
     with pytest.raises(LTHError, match=r"layer '.*' is \(32, 40\) there, \(48, 40\) here"):
         load_into(wider, path, head)
+
+
+def grammar(task, **options):
+    return {"name": "grammar", "val_size": 50,
+            "options": {"task": task, "seq_len": 12, "vocab": 18, "n_train": 250, "n_test": 100, **options}}
+
+
+def test_a_pretrained_ticket_transfers_to_another_task_with_identical_per_layer_counts(tmp_path):
+    """Chen et al. 2020 in small: an encoder pre-trained on masked tokens, IMP on one downstream task
+    rewinding to the pre-trained weights, its ticket fine-tuned on another task of the same language."""
+    from lth import masks
+    from lth.datasets import fetch
+
+    encoder = {"name": "encoder", "options": {"dim": 16, "heads": 2, "layers": 1}}
+    training = {"optimizer": "adamw", "lr": 0.002, "batch_size": 50, "iterations": 30, "eval_every": 15}
+    pre = tiny({"dataset": grammar("mlm"), "model": encoder, "training": training, "pruning": {"levels": 0}})
+    agree = tiny({"dataset": grammar("agreement"), "model": {**encoder, "pretrained": "pre"}, "training": training,
+                  "pruning": {"strategy": "layerwise", "rates": {"fc": 0.5}, "exclude": ["embed", "pos", "out"],
+                              "levels": 1},
+                  "variants": ["ticket"],
+                  "transfer": {"targets": {"topic": {"dataset": grammar("topic")}}, "variants": ["ticket_transfer"]}})
+    _, exps = load(config(pre=pre, agree=agree), SCHEMA, "c.yaml", cwd=tmp_path)
+    data = tmp_path / "data"
+    for d in (pre["dataset"], agree["dataset"], grammar("topic")):
+        fetch(d["name"], data, options=d["options"])
+    ctxs = {}
+    for name in ("pre", "agree"):
+        plan = plan_of(name, exps[name].thaw(), tmp_path / "results" / name, {"data_dir": str(data)})
+        plan.write()
+        ctxs[name] = ctx = Context(plan, torch.device("cpu"))
+        for job in plan.jobs():
+            ctx.run(job)
+    L = ctxs["agree"].plan.layout
+    source = artifacts.load_tensors(L.mask(RunKey(0, 1, "ticket")))
+    moved = artifacts.load_tensors(L.mask(RunKey(0, 1, "ticket_transfer", "topic")))
+    same = {k: v for k, v in masks.counts(moved).items() if not k.startswith("out.")}
+    assert same == {k: v for k, v in masks.counts(source).items() if not k.startswith("out.")}
+    assert all(torch.equal(moved[k], source[k]) for k in source if not k.startswith("out."))
+    assert masks.counts(source)["blocks.0.fc1.weight"] == source["blocks.0.fc1.weight"].numel() // 2
+    # the transferred ticket starts from the pre-trained weights, with the topic task's own head
+    theta_0 = artifacts.load_tensors(L.rewind(0, 0))
+    trained = artifacts.load_tensors(ctxs["pre"].plan.layout.final(RunKey(0, 0, "dense")))
+    assert all(torch.equal(theta_0[k], trained[k]) for k in trained if not k.startswith("out."))

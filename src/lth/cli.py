@@ -19,8 +19,9 @@ def _context(plan, args):
 
     from lth.jobs import Context, pick_device
 
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    # The thread count is part of what a CPU result is bitwise reproducible for: by hand as in the
+    # workflow (its `threads`, recorded in settings.json; 1 when neither says), and in every record.
+    torch.set_num_threads(args.threads or plan.workflow.get("threads", 1))
     device = args.device if args.device is not None else plan.workflow.get("device", "auto")
     from lth.tracking import resolve_uri
 
@@ -262,7 +263,8 @@ def parser() -> argparse.ArgumentParser:
         sp.add_argument("--seed", type=int, required=True, help="the run's seed (init, data order, controls)")
         sp.add_argument("--device", default=None if not by_hand else "auto",
                         help="auto (GPU if visible), cpu, cuda, cuda:N")
-        sp.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
+        sp.add_argument("--threads", type=int, default=0,
+                        help="torch CPU threads (default: the workflow's `threads`, else 1)")
         sp.add_argument("--track", metavar="URI", help="log each finished run to this MLflow tracking URI")
 
     t = sub.add_parser("train", help="dense training, level 0",

@@ -48,6 +48,7 @@ WORKFLOW = {
     "pins": os.path.relpath(f"{PROJECT}/data.dvc"),
     "tracking_uri": TRACKING["uri"],
     "live_tracking": LIVE_TRACKING,
+    "threads": config["threads"],
 }
 
 # settings.json follows the config even without Snakemake's job records (a fresh clone after
