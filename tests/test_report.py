@@ -255,6 +255,11 @@ def test_each_transfer_target_has_its_own_y_axis_and_its_chance_line():
     config = {"transfer": {"targets": {"hundred": {"dataset": {"name": "cifar100"}}}}}  # digits: named as its dataset
     chance = report.chance_levels(config, ["digits", "hundred", "unknown"])
     assert chance == {"digits": 0.1, "hundred": 0.01}
+    # classes that depend on the dataset's options; a regression has no chance accuracy
+    config = {"transfer": {"targets": {"topic": {"dataset": {"name": "grammar", "options": {"task": "topic"}}},
+                                       "mod": {"dataset": {"name": "modular", "options": {"p": 7}}},
+                                       "reg": {"dataset": {"name": "sparse_linear"}}}}}
+    assert report.chance_levels(config, ["topic", "mod", "reg"]) == {"topic": 0.25, "mod": 1 / 7}
     fig = report.plot_transfer(transfer, chance)
     for ax, level in zip(fig.axes, (10.0, 1.0)):
         lines = [line for line in ax.get_lines() if line.get_label().startswith("chance")]

@@ -3,7 +3,9 @@
 Source: H. You et al., "Drawing Early-Bird Tickets: Towards More Efficient Training of Deep
 Networks", ICLR 2020 (arXiv:1909.11957), and the authors' code (GATECH-EIC/Early-Bird-Tickets,
 main.py, class EarlyBird). Channels are ranked as in network slimming: Z. Liu et al., "Learning
-Efficient Convolutional Networks through Network Slimming", ICCV 2017.
+Efficient Convolutional Networks through Network Slimming", ICCV 2017. Attention heads and
+feed-forward neurons of a transformer as in X. Chen et al., "EarlyBERT: Efficient BERT Training via
+Early-bird Lottery Tickets", ACL 2021 (arXiv:2101.00063).
 
 What the sources fix, and what is checked here:
 
@@ -21,6 +23,11 @@ What the sources fix, and what is checked here:
   fewer than the ratio when there are no ties), trained with the L1 penalty s * sum |gamma|
   (s = 1e-4 in their code, applied as the subgradient s * sign(gamma): what `slimming_penalty`
   gives autograd).
+- Transformers (EarlyBERT): the structured units are each layer's self-attention heads and the
+  intermediate neurons of its feed-forward sub-layer. EarlyBERT puts a learnable scalar coefficient
+  on each head's output and each intermediate neuron, trains the coefficients with an L1 penalty,
+  prunes the units of smallest coefficient, and draws the ticket when the normalised Hamming
+  distance between successive unit masks stays below a threshold, as early-bird does with channels.
 
 Choices made here:
 
@@ -36,13 +43,13 @@ Choices made here:
    round(density * prunable weights) of the alive weights with at least one per layer, ties broken
    by position; the distance is over these weight masks. This is early-bird's rule on the masks
    that lottery-ticket experiments here use, not the paper's (structured) setting.
-4. Structured (the paper's): `select_channels` keeps exactly round(density * channels) BatchNorm
-   channels by |gamma| over all layers, at least one per layer (the layer's largest; the authors'
-   resprune.py keeps its first channel in a layer the threshold empties), ties by position;
-   `density` counts channels here, not weights. Only BatchNorms fed by a conv are ranked (all of
-   them in lth.models; the authors rank every BatchNorm2d). The
-   distance is over these channel masks, as in the authors' code; the ticket is `channel_mask`'s
-   weight mask drawn at the same time.
+4. Structured (the paper's; a model without `units()`, else choice 8): `select_channels` keeps
+   exactly round(density * channels) BatchNorm channels by |gamma| over all layers, at least one
+   per layer (the layer's largest; the authors' resprune.py keeps its first channel in a layer the
+   threshold empties), ties by position; `density` counts channels here, not weights. Only
+   BatchNorms fed by a conv are ranked (all of them in lth.models; the authors rank every
+   BatchNorm2d). The distance is over these channel masks, as in the authors' code; the ticket is
+   `channel_mask`'s weight mask drawn at the same time.
 5. A BatchNorm belongs to the nearest Conv2d before it in `named_modules()` order whose out_channels
    equal its num_features and that no other BatchNorm has claimed; a BatchNorm with none is not
    ranked. That is true of every model of lth.models (ResNet-20's 1x1 shortcut convs included) and
@@ -56,11 +63,37 @@ Choices made here:
    ResNet's inner block channels). Where it also reaches a residual sum, a flatten or a Linear,
    the inputs are left alone and the constant stays as a learned per-channel offset; found by a
    torch.fx trace of the model, once. Linear layers are never pruned.
-7. The observer only reads: |w| and |gamma| of detached tensors, no forward pass, no RNG; the
+7. The observer only reads: |w|, |gamma| and unit norms of detached tensors, no forward pass, no RNG; the
    model's parameters, buffers, grads and mode stay bitwise as they were, and so does training.
    Iterations at or before the last draw are skipped (a resume within the same process redoes them
    with the same weights); the observer has no saved state, so a run resumed in a new process
    starts its window afresh.
+8. Structured on a transformer (EarlyBERT's setting): a model with a `units()` method
+   (lth.models.encoder) is pruned by its units, each block's attention heads and feed-forward neurons
+   (each a set of parameter slices, lth.models.encoder.Unit); BatchNorm channels are then not looked
+   for. Deviation from EarlyBERT: a unit is scored by the L2 norm of its own parameters (a head: its
+   q, k, v rows and biases and its proj columns; a neuron: its fc1 row and bias and its fc2 column;
+   weights the mask has pruned count as zero), not by a learned coefficient. Here only
+   Linear/Conv2d/BatchNorm2d carry parameters and the observer must leave training untouched, so no
+   coefficient, gate or penalty is added; the norm bounds what the unit can contribute (its proj or
+   fc2 columns scale what it writes back, its v rows or fc1 row what it carries) and needs nothing
+   trained. It is not the same ranking: a coefficient trained under L1 pressure learns how much the
+   loss needs the unit, the norm reads only its size (and mixes in q and k, which set where a head
+   looks, not how much it writes).
+9. Unit selection: per kind separately (heads; neurons), max(round(density * units of that kind),
+   blocks) units are kept over all blocks by one ranking, at least one per block and kind (that
+   block's best: a block never loses all its heads or all its neurons; with few heads a ticket's
+   density would otherwise empty blocks; select_channels refuses such a density instead), ties
+   broken by position as in lth.pruning.select (the earlier unit goes first). `density` counts
+   units of each kind here, not weights: the analysis hands over the IMP ticket's weight density,
+   and a ticket at 20 % of the weights keeps 20 % of the heads and 20 % of the neurons. The
+   distance is over the unit masks (one entry per head and per neuron, all blocks and both kinds
+   together). The weight mask zeros every slice of a dropped unit
+   that the given mask covers, intersected with that mask; proj.bias and fc2.bias belong to no unit,
+   and the embeddings, positions and output layer are never pruned, so the weight mask keeps more
+   than `density` of the weights. Zeroing the proj (fc2) columns alone removes a unit's output
+   exactly, so biases left out of the mask (biases not pruned) do not bring it back. A unit is ranked
+   only when the mask covers all its weight matrices (an excluded layer keeps its units whole).
 """
 
 from __future__ import annotations
@@ -275,6 +308,97 @@ def channel_mask(model: nn.Module, density: float, exclude: Iterable[str] = (), 
     return weights_of_channels(model, select_channels(model, density, groups), groups, names)
 
 
+def _unit_key(unit) -> str:
+    """The unit mask's entry of a unit: one bool tensor per block and kind, e.g. "blocks.0.heads"."""
+    return f"{unit.layer}.{unit.kind}s" if unit.layer else f"{unit.kind}s"
+
+
+def ranked_units(model: nn.Module, names: Iterable[str]) -> list:
+    """The units of `model.units()` (choice 8) whose weight matrices are all among `names` (choice 9)."""
+    names, params = set(names), dict(model.named_parameters())
+    units = list(model.units())
+    for u in units:
+        for name, dim, start, stop in u.slices:
+            p = params.get(name)
+            if p is None or not 0 <= dim < p.dim() or not 0 <= start < stop <= p.shape[dim]:
+                raise LTHError(f"early-bird: unit {u.kind} {u.index} of '{u.layer}' names slice {start}:{stop} of "
+                               f"dimension {dim} of '{name}', which model {type(model).__name__} does not have")
+    return [u for u in units if all(n in names for n, *_ in u.slices if params[n].dim() > 1)]
+
+
+def unit_scores(model: nn.Module, units: Iterable, mask: Mapping[str, torch.Tensor] | None = None
+                ) -> dict[str, torch.Tensor]:
+    """Unit-mask entry -> the L2 norm of each unit's parameters (choice 8), float64 on CPU, in the order
+    of `units`; entries that `mask` has pruned count as zero."""
+    units = list(units)
+    params = dict(model.named_parameters())
+    squares = torch.zeros(len(units), dtype=torch.float64)
+    slices: dict[tuple[str, int, int], list[tuple[int, int]]] = {}  # (name, dim, width) -> (unit, start)
+    for i, u in enumerate(units):
+        for name, dim, start, stop in u.slices:
+            slices.setdefault((name, dim, stop - start), []).append((i, start))
+    lines: dict[tuple[str, int], torch.Tensor] = {}
+    for (name, dim, width), found in slices.items():
+        if (name, dim) not in lines:  # squares summed over every dimension but `dim`
+            w = params[name].detach().to("cpu", torch.float64)
+            if mask is not None and name in mask:
+                w = w * mask[name].to("cpu", torch.float64)
+            lines[name, dim] = w.square().sum([d for d in range(w.dim()) if d != dim]) if w.dim() > 1 else w.square()
+        ids = torch.tensor([i for i, _ in found])
+        starts = torch.tensor([a for _, a in found])
+        squares.index_add_(0, ids, lines[name, dim][starts[:, None] + torch.arange(width)].sum(1))
+    scores: dict[str, list[int]] = {}
+    for i, u in enumerate(units):
+        scores.setdefault(_unit_key(u), []).append(i)
+    return {key: squares[ids].sqrt() for key, ids in scores.items()}
+
+
+def select_units(model: nn.Module, density: float, units: Iterable,
+                 mask: Mapping[str, torch.Tensor] | None = None) -> Mask:
+    """Unit-mask entry ("<block>.<kind>s") -> bool per unit: for each kind, the max(round(density * units),
+    blocks) of largest norm over all blocks, at least one per block (choice 9); ties by position."""
+    density = _check_fraction(density, "density", closed=True)
+    units = list(units)
+    if not units:
+        raise LTHError("early-bird: no units to rank")
+    scores = unit_scores(model, units, mask)
+    kinds = {_unit_key(u): u.kind for u in units}
+    keep: Mask = {}
+    for kind in dict.fromkeys(kinds.values()):
+        part = {key: s for key, s in scores.items() if kinds[key] == kind}
+        count = max(round(density * sum(s.numel() for s in part.values())), len(part))
+        alive = {key: torch.ones(s.shape, dtype=torch.bool) for key, s in part.items()}
+        keep.update(keep_globally(part, alive, count, min_per_layer=1))
+    return {key: keep[key] for key in scores}
+
+
+def weights_of_units(keep: Mapping[str, torch.Tensor], units: Iterable, mask: Mapping[str, torch.Tensor]) -> Mask:
+    """The weight mask over `mask`'s parameters that removes every unit `keep` drops (choice 9),
+    intersected with `mask`."""
+    out = {n: m.detach().to("cpu", torch.bool).clone() for n, m in mask.items()}
+    position: dict[str, int] = {}
+    for u in units:
+        key = _unit_key(u)
+        i = position[key] = position.get(key, -1) + 1
+        if bool(keep[key][i]):
+            continue
+        for name, dim, start, stop in u.slices:
+            if name in out:
+                out[name].narrow(dim, start, stop - start).fill_(False)
+    return out
+
+
+def unit_mask(model: nn.Module, density: float, exclude: Iterable[str] = (), biases: bool = False) -> Mask:
+    """EarlyBERT-style structured pruning of a model with `units()` as a weight mask over the prunable
+    parameters (lth.masks): heads and feed-forward neurons by the norm of their parameters (choices 8-9)."""
+    params = dict(model.named_parameters())
+    full = {n: torch.ones(params[n].shape, dtype=torch.bool) for n in layer_kinds(model, exclude, biases)}
+    units = ranked_units(model, full)
+    if not units:
+        raise LTHError(f"unit masks: every unit of model {type(model).__name__} has a weight excluded from pruning")
+    return weights_of_units(select_units(model, density, units, full), units, full)
+
+
 def slimming_penalty(model: nn.Module) -> torch.Tensor:
     """sum |gamma| over the BatchNorm layers: network slimming's L1 term (Liu et al. 2017), to be added to
     the loss times a coefficient the caller chooses (1e-4 in the early-bird code). 0 with no BatchNorm."""
@@ -309,7 +433,13 @@ class EarlyBird:
         self.keep = round(self.density * self.total)
         if not structured and self.keep > sum(int(m.sum()) for m in self.mask.values()):
             raise LTHError(f"early-bird: density {density:g} keeps {self.keep} weights, more than the mask has alive")
-        if structured:
+        self.units = None
+        if structured and callable(getattr(model, "units", None)):  # a transformer's heads and neurons
+            self.units = ranked_units(model, self.mask)
+            if not self.units:
+                raise LTHError(f"early-bird: no head or neuron of model {type(model).__name__} has all its weights "
+                               f"in the mask")
+        elif structured:
             self.groups = [g for g in channel_groups(model) if f"{g.conv}.weight" in self.mask]
             if not self.groups:
                 raise LTHError(f"early-bird: no convolution followed by BatchNorm is in the mask of model "
@@ -331,6 +461,9 @@ class EarlyBird:
     @torch.no_grad()
     def draw(self) -> tuple[Mask, Mask]:
         """(the mask the detector compares, the weight mask) at the current weights."""
+        if self.units is not None:
+            keep = select_units(self.model, self.density, self.units, self.mask)
+            return keep, weights_of_units(keep, self.units, self.mask)
         if self.structured:
             keep = select_channels(self.model, self.density, self.groups)
             weights = weights_of_channels(self.model, keep, self.groups, self.mask)

@@ -152,7 +152,9 @@ ANALYSES.add("earlybird", "lth.analyses.earlybird:compute", trains=True, check="
                      "threshold": {"type": "number", "default": 0.1,
                                    "description": "fires when every distance to the window is below this"},
                      "structured": {"type": "boolean", "default": False,
-                                    "description": "channel masks from BatchNorm scales (network slimming)"}},
+                                    "description": "structured masks: BatchNorm channels by their scales (network slimming), or a "
+                                                   "transformer encoder's attention heads and feed-forward neurons "
+                                                   "(EarlyBERT; ranked by their weights' norm)"}},
                  "description": "early-bird analysis (You et al. 2020): see lth.analyses.earlybird"}})
 ANALYSES.add("linear_support", "lth.analyses.linear_support:compute", check="lth.analyses.linear_support:check")
 ANALYSES.add("grokking", "lth.analyses.grokking:compute")

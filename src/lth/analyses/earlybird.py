@@ -3,7 +3,9 @@ with adversarial training): can the ticket be drawn early in the dense run?
 
 For each seed, the dense run is replayed from theta_0 over the same batches with lth.earlybird's
 detector watching: every `every` iterations it draws the magnitude mask (or, `structured`, the
-channel mask of network slimming) at the density of the IMP ticket of level `level`, and declares
+channel mask of network slimming, or on a transformer with units, lth.models.encoder, the mask of its
+attention heads and feed-forward neurons as in EarlyBERT) at the density of the IMP ticket of level
+`level` (structured: that fraction of the channels, or of the heads and of the neurons), and declares
 the early-bird ticket when the normalised Hamming distances to the previous `window` masks are all
 below `threshold`. That mask is then trained from theta_0 for the whole budget (`eb-init`: a
 lottery ticket found early) and from the weights it was drawn at for the rest of the budget
@@ -38,6 +40,27 @@ def check(s: dict, where: str) -> None:
     if o["every"] >= s["training"]["iterations"]:
         raise LTHError(f"{at}.every: {o['every']} draws no mask within the budget (training.iterations = "
                        f"{s['training']['iterations']})")
+    if o["structured"]:
+        check_structured(s, at)
+
+
+def check_structured(s: dict, at: str) -> None:
+    """Structured masks need units to prune: a model with `units()` (heads and feed-forward neurons,
+    lth.models.encoder) or BatchNorm channels after convolutions. Builds the model (torch: only here)."""
+    from lth.earlybird import channel_groups
+    from lth.errors import LTHError
+    from lth.models import build_model
+    from lth.settings import input_shape, num_classes
+
+    m = s["model"]
+    model = build_model(m["name"], input_shape(s["dataset"]), num_classes(s["dataset"]), seed=0, **m["options"])
+    if callable(getattr(model, "units", None)):
+        return
+    try:
+        channel_groups(model, trace=False)
+    except LTHError:
+        raise LTHError(f"{at}.structured: model {m['name']!r} has neither attention heads and feed-forward "
+                       f"neurons (units) nor BatchNorm channels after convolutions to prune") from None
 
 
 def jobs(plan) -> list[Job]:

@@ -5,11 +5,20 @@ token 1 being MASK as in lth.grammar. A 1-D input shape (L,) is read as L positi
 feature each (a signal such as mnist1d's). Every parameter is an nn.Linear: the token embedding
 (bias-free, on the one-hots), the learned positions (bias-free, on one-hot positions), the blocks'
 projections and MLPs, and the output head, registered last (the pipeline's output layer).
+
+Structured units (`Encoder.units`, for lth.earlybird's structured mode): each block's attention heads
+and feed-forward neurons, each as the slices of the parameters that belong to it alone. Head h of a
+block with head size dh is rows h*dh:(h+1)*dh of the q, k and v weights and biases (its queries,
+keys and values) and columns h*dh:(h+1)*dh of proj.weight (what it writes back); neuron j is row j
+of fc1.weight, fc1.bias[j] and column j of fc2.weight. proj.bias and fc2.bias belong to no unit.
+Zeroing a unit's proj (fc2) columns alone removes its contribution exactly, whatever its other
+slices hold.
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -19,6 +28,20 @@ from torch.nn import init
 from lth.errors import LTHError
 
 MASK = 1  # the MASK token's channel (lth.grammar.MASK)
+
+
+@dataclass(frozen=True)
+class Unit:
+    """One structured unit of a block: an attention head or a feed-forward neuron (module docstring).
+
+    slices: (parameter name, dim, start, stop): entries start:stop of dimension `dim` (0: rows, 1:
+    columns) of that parameter; a bias has dim 0.
+    """
+
+    layer: str  # the block's module name, e.g. "blocks.0"
+    kind: str  # "head" | "neuron"
+    index: int  # the head's or neuron's number in its block
+    slices: tuple[tuple[str, int, int, int], ...]
 
 
 def _normal(m: nn.Linear, g: torch.Generator, std: float | None = None) -> None:
@@ -53,6 +76,20 @@ class EncoderBlock(nn.Module):
         a = F.scaled_dot_product_attention(q, k, v)
         x = x + self.proj(a.transpose(1, 2).reshape(n, t, d))
         return x + self.fc2(F.relu(self.fc1(self.ln2(x))))
+
+    def units(self, prefix: str = "") -> list[Unit]:
+        """This block's heads, then its feed-forward neurons (module docstring); parameter names
+        prefixed with `prefix` (the block's module name)."""
+        at = f"{prefix}." if prefix else ""
+        dh = self.q.out_features // self.heads
+        heads = [Unit(prefix, "head", h, tuple((f"{at}{m}.{p}", 0, h * dh, (h + 1) * dh)
+                                               for m in ("q", "k", "v") for p in ("weight", "bias"))
+                      + ((f"{at}proj.weight", 1, h * dh, (h + 1) * dh),))
+                 for h in range(self.heads)]
+        neurons = [Unit(prefix, "neuron", j, ((f"{at}fc1.weight", 0, j, j + 1), (f"{at}fc1.bias", 0, j, j + 1),
+                                               (f"{at}fc2.weight", 1, j, j + 1)))
+                   for j in range(self.fc1.out_features)]
+        return heads + neurons
 
 
 class Encoder(nn.Module):
@@ -94,6 +131,10 @@ class Encoder(nn.Module):
         for block in self.blocks:
             h = block(h)
         return self.out(self.ln(h[torch.arange(len(x), device=x.device), self.readout(x)]))
+
+    def units(self) -> list[Unit]:
+        """Every block's attention heads and feed-forward neurons, block by block (module docstring)."""
+        return [u for b, block in enumerate(self.blocks) for u in block.units(f"blocks.{b}")]
 
     def init_parameters(self, g: torch.Generator) -> None:
         for m in self.modules():

@@ -174,13 +174,17 @@ def chance_levels(config: dict[str, Any], targets) -> dict[str, float]:
     """Chance accuracy (1 / classes) on each transfer target whose dataset is known: the floor an
     accuracy on the target should be read against."""
     from lth.parts import DATASETS
+    from lth.settings import dataset_facts
 
     configured = (config.get("transfer") or {}).get("targets") or {}
     out = {}
     for target in targets:
-        name = ((configured.get(target) or {}).get("dataset") or {}).get("name", target)
-        if name in DATASETS:
-            out[target] = 1.0 / DATASETS[name].num_classes
+        dataset = (configured.get(target) or {}).get("dataset") or {}
+        name = dataset.get("name", target)
+        if name in DATASETS:  # classes may depend on the dataset's options (grammar's task, modular's p)
+            facts = dataset_facts(name, dataset.get("options") or {})
+            if facts.get("num_classes") and facts.get("task", "classification") == "classification":
+                out[target] = 1.0 / facts["num_classes"]
     return out
 
 
