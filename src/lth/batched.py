@@ -75,7 +75,7 @@ from lth.artifacts import load_checkpoint, save_checkpoint
 from lth.errors import LTHError
 from lth.masks import Mask, check_mask
 from lth.seeding import derive_seed
-from lth.training import EVAL_BATCH, BatchOrder, Segment, loss_of, task_of
+from lth.training import EVAL_BATCH, BatchOrder, Segment, loss_of, summary_of, task_of
 
 __all__ = ["StackedModel", "available_bytes", "check_fits", "estimate_bytes", "train_batched"]
 
@@ -535,23 +535,6 @@ def evaluate_members(stacked: StackedModel, members: Sequence[int], x: torch.Ten
     return [(lv / n, cv / n if task == "classification" else None) for lv, cv in zip(loss_values, correct_values)]
 
 
-def _summary(curves: list[dict], train_acc: float | None, task: str, seconds: float) -> dict[str, Any]:
-    """`lth.training.summarise`, given the training-set accuracy (tested to agree)."""
-    trained = curves[1:] or curves
-    with_val = [c for c in trained if c["val_loss"] is not None]
-    best = min(with_val, key=lambda c: c["val_loss"]) if with_val else None
-    classifies = task == "classification"
-    return {
-        "test_accuracy": curves[-1]["test_accuracy"],
-        "test_loss": curves[-1]["test_loss"],
-        "train_accuracy": train_acc,
-        "best_val_accuracy": max(c["val_accuracy"] for c in with_val) if with_val and classifies else None,
-        "early_stop_iteration": best["iteration"] if best else None,
-        "early_stop_test_accuracy": best["test_accuracy"] if best else None,
-        "train_seconds": seconds,
-    }
-
-
 # ---------------------------------------------------------------------------------- training
 
 
@@ -778,7 +761,7 @@ def train_batched(models: Sequence[nn.Module], masks: Sequence[Mask], splits, tr
         for k in range(n):
             models[k].load_state_dict(stacked.member_state(k))
             results.append({"key": keys[k], "curves": group.curves[k],
-                            "summary": _summary(group.curves[k], train_acc[k], task, seconds / n) if k in train_acc
+                            "summary": summary_of(group.curves[k], train_acc[k], task, seconds / n) if k in train_acc
                             else None,
                             "diverged": group.diverged.get(k)})
     return results

@@ -204,12 +204,17 @@ def _evaluation(model, splits, t, lr, train_loss, train_acc) -> dict[str, float]
 
 def summarise(model, splits, curves, train_seconds: float) -> dict[str, Any]:
     """End-of-run numbers: final test accuracy, early stopping by minimum validation loss, train accuracy."""
+    task = task_of(splits)
+    _, train_acc = evaluate(model, splits.x_train, splits.y_train, task)
+    return summary_of(curves, train_acc, task, train_seconds)
+
+
+def summary_of(curves: list[dict], train_acc: float | None, task: str, train_seconds: float) -> dict[str, Any]:
+    """`summarise` given the training-set accuracy (the batched trainer evaluates it for every member)."""
     trained = curves[1:] or curves
     with_val = [c for c in trained if c["val_loss"] is not None]
     best = min(with_val, key=lambda c: c["val_loss"]) if with_val else None
-    task = task_of(splits)
     classifies = task == "classification"
-    _, train_acc = evaluate(model, splits.x_train, splits.y_train, task)
     return {
         "test_accuracy": curves[-1]["test_accuracy"],
         "test_loss": curves[-1]["test_loss"],

@@ -21,11 +21,11 @@ import math
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 from torch.nn import init
 
 from lth.errors import LTHError
+from lth.models.modular import Block
 
 MASK = 1  # the MASK token's channel (lth.grammar.MASK)
 
@@ -51,31 +51,11 @@ def _normal(m: nn.Linear, g: torch.Generator, std: float | None = None) -> None:
         init.zeros_(m.bias)
 
 
-class EncoderBlock(nn.Module):
-    """Pre-LN block with attention over all positions: x + attn(ln(x)), then x + mlp(ln(x)).
+class EncoderBlock(Block):
+    """lth.models.modular's pre-LN block with attention over all positions (not causal): q, k, v
+    and the attention output separate nn.Linear layers, layer norms without gain or bias, ReLU MLP."""
 
-    q, k, v and the attention output are separate nn.Linear layers (each a prunable weight); the
-    layer norms have no gain or bias (the Linear layers after them absorb an affine), as in
-    lth.models.modular.Block, which is causal; this one is not. ReLU MLP.
-    """
-
-    def __init__(self, dim: int, heads: int, mlp: int):
-        super().__init__()
-        self.heads = heads
-        self.ln1 = nn.LayerNorm(dim, elementwise_affine=False)
-        self.q, self.k, self.v = nn.Linear(dim, dim), nn.Linear(dim, dim), nn.Linear(dim, dim)
-        self.proj = nn.Linear(dim, dim)
-        self.ln2 = nn.LayerNorm(dim, elementwise_affine=False)
-        self.fc1 = nn.Linear(dim, mlp)
-        self.fc2 = nn.Linear(mlp, dim)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        n, t, d = x.shape
-        h = self.ln1(x)
-        q, k, v = (m(h).view(n, t, self.heads, d // self.heads).transpose(1, 2) for m in (self.q, self.k, self.v))
-        a = F.scaled_dot_product_attention(q, k, v)
-        x = x + self.proj(a.transpose(1, 2).reshape(n, t, d))
-        return x + self.fc2(F.relu(self.fc1(self.ln2(x))))
+    causal = False
 
     def units(self, prefix: str = "") -> list[Unit]:
         """This block's heads, then its feed-forward neurons (module docstring); parameter names

@@ -64,7 +64,8 @@ class ModMLP(nn.Module):
 
 
 class Block(nn.Module):
-    """Pre-LN decoder block: x + attn(ln(x)), then x + mlp(ln(x)); causal attention over the tokens.
+    """Pre-LN block: x + attn(ln(x)), then x + mlp(ln(x)); causal attention over the tokens (a
+    decoder's), unless `causal` is False (lth.models.encoder's).
 
     q, k, v and the output projection are separate nn.Linear layers (not nn.MultiheadAttention's
     packed in_proj_weight), so that each is a prunable weight. The layer norms have no learned
@@ -72,6 +73,8 @@ class Block(nn.Module):
     affine after the normalisation is absorbed exactly by the Linear layers that follow it (all of
     which have biases), so the family of functions is the same.
     """
+
+    causal = True
 
     def __init__(self, dim: int, heads: int, mlp: int):
         super().__init__()
@@ -87,7 +90,7 @@ class Block(nn.Module):
         n, t, d = x.shape
         h = self.ln1(x)
         q, k, v = (m(h).view(n, t, self.heads, d // self.heads).transpose(1, 2) for m in (self.q, self.k, self.v))
-        a = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+        a = F.scaled_dot_product_attention(q, k, v, is_causal=self.causal)
         x = x + self.proj(a.transpose(1, 2).reshape(n, t, d))
         return x + self.fc2(F.relu(self.fc1(self.ln2(x))))
 
