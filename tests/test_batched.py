@@ -267,3 +267,50 @@ def test_whole_tensor_steps_agree_with_per_member_steps_and_resume(tmp_path, mni
         run(True, ckpt, kill_at=15)
     for a, b in zip(whole, run(True, ckpt)):
         assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+# ----------------------------------------------------------------------------- in the workflow's jobs
+
+
+def _run_plan(tmp_path, data_dir, name, batching, changes):
+    from conftest import tiny
+
+    from lth.jobs import Context
+    from lth.plan import plan_of
+
+    plan = plan_of(name, tiny(changes), tmp_path / name, {"data_dir": str(data_dir), "batching": batching})
+    plan.write()
+    ctx = Context(plan, torch.device("cpu"))
+    for job in plan.jobs():
+        ctx.run(job)
+    return plan
+
+
+def test_a_batched_workflow_writes_bitwise_the_runs_of_one_at_a_time(tmp_path, data_dir):
+    """`batching` groups a level job's ticket and controls, and a transfer job's variants; on CPU every
+    run's mask, weights and curves are those the job writes one run at a time."""
+    from lth import artifacts
+    from lth.results import read_record
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        changes = {"variants": ["ticket", "reinit", "random_prune"],
+                   "transfer": {"targets": {"again": {"dataset": {"name": "mnist1d", "val_size": 400}}}}}
+        alone = _run_plan(tmp_path, data_dir, "alone", 1, changes)
+        grouped = _run_plan(tmp_path, data_dir, "grouped", 8, changes)
+    finally:
+        torch.set_num_threads(threads)
+    keys = alone.runs()
+    assert keys == grouped.runs() and any(k.target for k in keys) and any(k.variant == "reinit" for k in keys)
+    batched = 0
+    for key in keys:
+        a, g = read_record(alone.layout.metrics(key)), read_record(grouped.layout.metrics(key))
+        assert a["curves"] == g["curves"], key
+        batched += g["provenance"].get("batched", 1) > 1
+        for path in ("final", "mask"):
+            ta = artifacts.load_tensors(getattr(alone.layout, path)(key))
+            tg = artifacts.load_tensors(getattr(grouped.layout, path)(key))
+            assert ta.keys() == tg.keys() and all(torch.equal(ta[n], tg[n]) for n in ta), (key, path)
+    assert batched >= 6  # 2 levels x 3 variants, plus the transfer's variants
+    assert not list(grouped.layout.root.rglob("groups/*.pt"))  # group checkpoints removed

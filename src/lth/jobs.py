@@ -8,6 +8,7 @@ once for all the runs it trains; `lth.plan` says which runs those are and what t
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import os
 import subprocess
 import sys
@@ -128,9 +129,7 @@ class Context:
             artifacts.save_tensors(self.plan.layout.init(key.seed), start.model.state_dict())
         splits = self.splits(key.target)
         fp = self.plan.fingerprint(job)
-        seg = Segment(start=start.iteration, stop=self.plan.settings.training.iterations, lr=start.lr,
-                      data_seed=derive_seed(key.seed, "data", *([key.target] if key.target else [])),
-                      checkpoint=self.plan.layout.checkpoint(key), fingerprint=f"{fp}/{key}", label=str(key))
+        seg = self.segment(key, start, fp)
         how = self.plan.variant(key).train
         enforce = self.thresholding(key, start.model) if how == "iht" else None
         model, mask = (self.edge_popup(key, start.model), {}) if how == "edgepopup" else (start.model, start.mask)
@@ -140,13 +139,62 @@ class Context:
             model, mask = model.ticket(), model.mask()
         elif how == "iht":
             mask = enforce.mask
-        record = write_run(self.plan.layout, key, model, mask, result,
-                           self.provenance(key.target, fp), started, started_at)
+        return self.finish(key, model, mask, result, self.provenance(key.target, fp), started, started_at)
+
+    def segment(self, key: RunKey, start, fp: str) -> Segment:
+        """What run `key` trains: from its start state's iteration to the end of the budget."""
+        return Segment(start=start.iteration, stop=self.plan.settings.training.iterations, lr=start.lr,
+                       data_seed=derive_seed(key.seed, "data", *([key.target] if key.target else [])),
+                       checkpoint=self.plan.layout.checkpoint(key), fingerprint=f"{fp}/{key}", label=str(key))
+
+    def finish(self, key: RunKey, model, mask, result, provenance, started: float, started_at: float):
+        """Write a trained run (and log it, with live tracking); return its record."""
+        record = write_run(self.plan.layout, key, model, mask, result, provenance, started, started_at)
         if self.track_uri:
             from lth.tracking import log_live
 
             log_live(self.track_uri, self.plan, key)
         return record
+
+    def groups(self, keys: list[RunKey]) -> list[list[RunKey]]:
+        """The runs of a job that train together (the workflow's `batching`, lth.batched): those not
+        finished that train under a fixed mask, in groups of at most `batching`; [] when one at a time."""
+        most = int(self.plan.workflow.get("batching", 1))
+        t = self.plan.settings.training
+        if most < 2 or t.l1 or t.bn_l1 or t.adversarial.method != "none":
+            return []
+        todo = [k for k in keys if self.plan.variant(k).train == "masked" and finished(self.plan.layout, k) is None]
+        chunks = [todo[i : i + most] for i in range(0, len(todo), most)]
+        return [c for c in chunks if len(c) > 1]
+
+    def train_group(self, job: Job, keys: list[RunKey]) -> list[dict[str, Any]]:
+        """Train runs `keys` of one job together (lth.batched.train_batched) and write each; on a CPU
+        every run ends bitwise as it would alone. A run whose loss stopped being finite is reported
+        by its key after the others are written."""
+        from lth.batched import train_batched
+
+        started, started_at = time.perf_counter(), time.time()
+        fp = self.plan.fingerprint(job)
+        starts = [start_state(self, k) for k in keys]
+        splits = self.splits(keys[0].target)
+        name = hashlib.sha256("|".join(map(str, keys)).encode()).hexdigest()[:12]
+        checkpoint = self.plan.layout.seed_dir(keys[0].seed, keys[0].target) / "groups" / f"{name}.pt"
+        checkpoint.parent.mkdir(parents=True, exist_ok=True)
+        results = train_batched([s.model for s in starts], [s.mask for s in starts], splits,
+                                self.plan.settings.training, [self.segment(k, s, fp) for k, s in zip(keys, starts)],
+                                keys=[str(k) for k in keys], checkpoint=checkpoint, fingerprint=f"{fp}/{name}",
+                                augment=self.augment(splits.info))
+        provenance = {**self.provenance(keys[0].target, fp), "batched": len(keys)}
+        records, diverged = [], []
+        for key, start, result in zip(keys, starts, results):
+            if result["diverged"]:
+                diverged.append(f"{key} at iteration {result['diverged']['iteration']}")
+                continue
+            records.append(self.finish(key, start.model, start.mask, result, provenance, started, started_at))
+        checkpoint.unlink(missing_ok=True)
+        if diverged:
+            raise LTHError(f"{job}: loss not finite in run {', '.join(diverged)}; the group's other runs are kept")
+        return records
 
     def thresholding(self, key: RunKey, model):
         """Iterative hard thresholding to run `key`'s density (a one-shot method with `train: iht`)."""
@@ -271,7 +319,9 @@ class Context:
     def _record(self, job: Job) -> list[dict[str, Any]]:
         """Train the job's runs, then mark the job finished with the runs it holds."""
         keys = self.plan.job_runs(job)
-        records = [self.train_run(job, key) for key in keys]
+        for group in self.groups(keys):
+            self.train_group(job, group)
+        records = [self.train_run(job, key) for key in keys]  # the grouped ones are finished: their records
         root = self.plan.layout.root
         write_json(self.plan.outputs(job)[0], {f"{k.level}/{k.variant}" if k.target else k.variant:
                             str(self.plan.layout.metrics(k).relative_to(root)) for k in keys})

@@ -49,6 +49,7 @@ WORKFLOW = {
     "tracking_uri": TRACKING["uri"],
     "live_tracking": LIVE_TRACKING,
     "threads": config["threads"],
+    "batching": config["batching"],
 }
 
 # settings.json follows the config even without Snakemake's job records (a fresh clone after
