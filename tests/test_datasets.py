@@ -489,3 +489,12 @@ def test_label_noise_changes_exactly_its_fraction_of_training_labels_and_never_v
     assert torch.equal(clean.y_val, noisy.y_val) and torch.equal(clean.y_test, noisy.y_test)
     assert torch.equal(clean.x_train, noisy.x_train)
     assert int(noisy.y_train.max()) < 10 and int(noisy.y_train.min()) >= 0
+
+
+@pytest.mark.parametrize("name, module", [("grammar", "lth.grammar"), ("sparse_linear", "lth.linear"),
+                                          ("modular", "lth.modular")])
+def test_registered_options_are_the_generators_defaults(name, module):
+    """parts.py spells the options out (torch-free, never importing the generator): they stay its own."""
+    import importlib
+
+    assert dict(D.DATASETS[name].info["options"]) == importlib.import_module(module).DEFAULTS

@@ -73,7 +73,7 @@ from torch.optim.sgd import sgd
 
 from lth.artifacts import load_checkpoint, save_checkpoint
 from lth.errors import LTHError
-from lth.masks import Mask, check_mask
+from lth.masks import Mask, MaskEnforcer, check_mask
 from lth.seeding import derive_seed
 from lth.training import EVAL_BATCH, BatchOrder, Segment, loss_of, summary_of, task_of
 
@@ -81,6 +81,13 @@ __all__ = ["StackedModel", "available_bytes", "check_fits", "estimate_bytes", "t
 
 CONV_MODES = ("auto", "loop", "grouped")
 UNSUPPORTED = ("l1", "bn_l1")  # training keys batched training does not implement (nonzero: refused)
+
+
+def unsupported(training: dict[str, Any]) -> str | None:
+    """The training setting batched training does not implement, if `training` has one."""
+    adversarial = (training.get("adversarial") or {}).get("method", "none")
+    return next((f"training.{k}" for k in UNSUPPORTED if training.get(k)),
+                "training.adversarial" if adversarial != "none" else None)
 
 
 # ------------------------------------------------------------------------------------ layers
@@ -605,12 +612,8 @@ def train_batched(models: Sequence[nn.Module], masks: Sequence[Mask], splits, tr
                        f"{len(keys)} keys: give one of each per member")
     if len(set(keys)) != n:
         raise LTHError(f"batched training: member keys are not unique: {keys}")
-    for key in UNSUPPORTED:
-        if training.get(key):
-            raise LTHError(f"training.{key}: not supported by batched training; train these runs one at a time")
-    adversarial = training.get("adversarial") or {}
-    if adversarial.get("method", "none") != "none":
-        raise LTHError("training.adversarial: not supported by batched training; train these runs one at a time")
+    if unsupported(training):
+        raise LTHError(f"{unsupported(training)}: not supported by batched training; train these runs one at a time")
     for k, seg in enumerate(segments):
         if seg.stop < seg.start:
             raise LTHError(f"batched training: member {keys[k]}: segment stops ({seg.stop}) before it starts "
@@ -637,13 +640,10 @@ def train_batched(models: Sequence[nn.Module], masks: Sequence[Mask], splits, tr
 
     stacked = StackedModel(models, conv=conv, bn=bn)
     params = dict(stacked.net.named_parameters())
-    # masks: stacked float factors for the layers where some member prunes something
-    masked = [name for name in sorted(mask_names) if not all(bool(m[name].all()) for m in masks)]
-    mask_params = [params[name] for name in masked]
-    factors = [torch.stack([m[name].to(device) for m in masks]).to(params[name].dtype) for name in masked]
-    with torch.no_grad():
-        if mask_params:
-            torch._foreach_mul_([p.detach() for p in mask_params], factors)  # apply_mask, every member
+    # the members' masks stacked like their weights: pruned weights zero now and after every step
+    keep_zero = MaskEnforcer(stacked.net, {name: torch.stack([m[name].to(device) for m in masks])
+                                           for name in sorted(mask_names)})
+    keep_zero()
     param_list = list(params.values())
     if whole_steps is None:
         whole_steps = device.type == "cuda"
@@ -711,9 +711,8 @@ def train_batched(models: Sequence[nn.Module], masks: Sequence[Mask], splits, tr
         losses = _step_losses(out, yb, task, exact_losses)
         grads = torch.autograd.grad(losses.sum(), param_list)
         optimizer.step(grads, groups)
+        keep_zero()
         with torch.no_grad():
-            if mask_params:
-                torch._foreach_mul_([p.detach() for p in mask_params], factors)
             for k, saved in held.items():
                 for b, v in zip(bn_buffers, saved):
                     b[k].copy_(v)

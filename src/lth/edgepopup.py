@@ -97,7 +97,6 @@ class EdgePopup(nn.Module):
             p.requires_grad_(False)
         self.model = model
         self.names = list(names)
-        self.density = float(density)
         self.counts = [keep_count(params[n].numel(), density) for n in self.names]
         scores = []
         for n in self.names:

@@ -160,17 +160,20 @@ class Context:
         """The runs of a job that train together (the workflow's `batching`, lth.batched): those not
         finished that train under a fixed mask, in groups of at most `batching`; [] when one at a time."""
         most = int(self.plan.workflow.get("batching", 1))
-        t = self.plan.settings.training
-        if most < 2 or t.l1 or t.bn_l1 or t.adversarial.method != "none":
+        if most < 2:
+            return []
+        from lth.batched import unsupported
+
+        if unsupported(self.plan.settings.training):
             return []
         todo = [k for k in keys if self.plan.variant(k).train == "masked" and finished(self.plan.layout, k) is None]
         chunks = [todo[i : i + most] for i in range(0, len(todo), most)]
         return [c for c in chunks if len(c) > 1]
 
-    def train_group(self, job: Job, keys: list[RunKey]) -> list[dict[str, Any]]:
+    def train_group(self, job: Job, keys: list[RunKey]) -> dict[RunKey, dict[str, Any]]:
         """Train runs `keys` of one job together (lth.batched.train_batched) and write each; on a CPU
         every run ends bitwise as it would alone. A run whose loss stopped being finite is reported
-        by its key after the others are written."""
+        by its key and left unwritten: the job then trains it alone, as without batching."""
         from lth.batched import train_batched
 
         started, started_at = time.perf_counter(), time.time()
@@ -179,21 +182,19 @@ class Context:
         splits = self.splits(keys[0].target)
         name = hashlib.sha256("|".join(map(str, keys)).encode()).hexdigest()[:12]
         checkpoint = self.plan.layout.seed_dir(keys[0].seed, keys[0].target) / "groups" / f"{name}.pt"
-        checkpoint.parent.mkdir(parents=True, exist_ok=True)
         results = train_batched([s.model for s in starts], [s.mask for s in starts], splits,
                                 self.plan.settings.training, [self.segment(k, s, fp) for k, s in zip(keys, starts)],
                                 keys=[str(k) for k in keys], checkpoint=checkpoint, fingerprint=f"{fp}/{name}",
                                 augment=self.augment(splits.info))
         provenance = {**self.provenance(keys[0].target, fp), "batched": len(keys)}
-        records, diverged = [], []
+        records = {}
         for key, start, result in zip(keys, starts, results):
             if result["diverged"]:
-                diverged.append(f"{key} at iteration {result['diverged']['iteration']}")
+                print(f"lth: WARNING: {key}: loss not finite at iteration {result['diverged']['iteration']} in its "
+                      f"group; the group's other runs are kept and this one trains alone", file=sys.stderr)
                 continue
-            records.append(self.finish(key, start.model, start.mask, result, provenance, started, started_at))
+            records[key] = self.finish(key, start.model, start.mask, result, provenance, started, started_at)
         checkpoint.unlink(missing_ok=True)
-        if diverged:
-            raise LTHError(f"{job}: loss not finite in run {', '.join(diverged)}; the group's other runs are kept")
         return records
 
     def thresholding(self, key: RunKey, model):
@@ -319,9 +320,10 @@ class Context:
     def _record(self, job: Job) -> list[dict[str, Any]]:
         """Train the job's runs, then mark the job finished with the runs it holds."""
         keys = self.plan.job_runs(job)
+        grouped = {}
         for group in self.groups(keys):
-            self.train_group(job, group)
-        records = [self.train_run(job, key) for key in keys]  # the grouped ones are finished: their records
+            grouped.update(self.train_group(job, group))
+        records = [grouped.get(key) or self.train_run(job, key) for key in keys]
         root = self.plan.layout.root
         write_json(self.plan.outputs(job)[0], {f"{k.level}/{k.variant}" if k.target else k.variant:
                             str(self.plan.layout.metrics(k).relative_to(root)) for k in keys})

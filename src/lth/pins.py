@@ -83,14 +83,16 @@ def load(pins_file) -> Pins:
     try:
         doc = yaml.safe_load(path.read_text()) or {}
         folder = path.parent / (doc.get("wdir") or ".")
-        pins = {}
-        meta = doc.get("meta") or {}
-        for out in [*(doc.get("outs") or []), *(meta.get("pins") or [])]:
+        pins, outs = {}, set()
+        listed = [(out, True) for out in doc.get("outs") or []]  # (entry, a DVC out: else under meta.pins)
+        listed += [(out, False) for out in (doc.get("meta") or {}).get("pins") or []]
+        for out, tracked in listed:
             name, digest = PurePosixPath(out["path"]).as_posix(), str(out["md5"])
             if digest.endswith(".dir"):  # a directory's file list lives in the DVC cache, which a clone lacks
                 raise LTHError(f"{path}: {name} is pinned as a directory; pin each file instead")
             pins[name] = digest
-        outs = {PurePosixPath(out["path"]).as_posix() for out in doc.get("outs") or []}
+            if tracked:
+                outs.add(name)
     except (yaml.YAMLError, AttributeError, KeyError, TypeError) as exc:
         raise LTHError(f"{path}: not a DVC file whose outs have a path and an md5 ({exc})") from None
     return Pins(path, folder, pins, frozenset(outs))

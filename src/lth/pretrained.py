@@ -90,20 +90,6 @@ def load_into(model, path: Path, head: str) -> None:
     """Copy pre-trained weights into `model`, all but an output layer of another size; a layer
     missing or of another shape is refused by name."""
     from lth import artifacts
-
-    state = artifacts.load_tensors(path)
-    own = model.state_dict()
-    for name, value in own.items():
-        if name.startswith(f"{head}."):
-            continue
-        if name not in state:
-            raise LTHError(f"{path}: the pre-trained network has no layer {name!r}: not this architecture")
-        if tuple(state[name].shape) != tuple(value.shape):
-            raise LTHError(f"{path}: layer {name!r} is {tuple(state[name].shape)} there, {tuple(value.shape)} "
-                           f"here: not this architecture")
-    extra = sorted(set(state) - set(own))
-    if extra:
-        raise LTHError(f"{path}: the pre-trained network has layers this model lacks: {extra[:5]}")
     from lth.transfer import load_source_weights
 
-    load_source_weights(model, state, head)
+    load_source_weights(model, artifacts.load_tensors(path), head, where=f"{path}: the pre-trained network")

@@ -40,14 +40,25 @@ def head_is_new(source_state: Mapping[str, torch.Tensor], model: torch.nn.Module
     return tuple(source_state[f"{head}.weight"].shape) != tuple(model.state_dict()[f"{head}.weight"].shape)
 
 
-def load_source_weights(model: torch.nn.Module, source_state: Mapping[str, torch.Tensor], head: str) -> None:
-    """Copy the source's weights into the target model, all but a replaced head."""
+def load_source_weights(model: torch.nn.Module, source_state: Mapping[str, torch.Tensor], head: str,
+                        where: str = "source weights") -> None:
+    """Copy the source's weights into the target model, all but a replaced head; a layer missing, of
+    another shape, or extra is refused by name (`where`: what the weights are, for the message)."""
     new_head = head_is_new(source_state, model, head)
-    keep = {k: v for k, v in source_state.items() if not (new_head and k.startswith(f"{head}."))}
-    missing = set(model.state_dict()) - set(keep) - ({f"{head}.weight", f"{head}.bias"} if new_head else set())
-    if missing:
-        raise LTHError(f"source weights lack {sorted(missing)[:5]}: not the source architecture")
-    model.load_state_dict(keep, strict=False)
+    own = model.state_dict()
+    for name, value in own.items():
+        if new_head and name.startswith(f"{head}."):
+            continue
+        if name not in source_state:
+            raise LTHError(f"{where}: no layer {name!r}: not this architecture")
+        if tuple(source_state[name].shape) != tuple(value.shape):
+            raise LTHError(f"{where}: layer {name!r} is {tuple(source_state[name].shape)} there, "
+                           f"{tuple(value.shape)} here: not this architecture")
+    extra = sorted(set(source_state) - set(own))
+    if extra:
+        raise LTHError(f"{where}: layers this model lacks: {extra[:5]}")
+    model.load_state_dict({k: v for k, v in source_state.items() if not (new_head and k.startswith(f"{head}."))},
+                          strict=False)
 
 
 def target_mask(source_mask: Mapping[str, torch.Tensor], model: torch.nn.Module, head: str) -> dict:

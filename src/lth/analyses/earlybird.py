@@ -133,13 +133,15 @@ def train(ctx, job: Job) -> list[dict]:
     base = search_file(ctx.plan, job)
     found = search(ctx, job)
 
+    drawn = artifacts.load_tensors(base.with_name(base.name + "-mask.safetensors"))
+
     def start_of(key):
-        mask = artifacts.load_tensors(base.with_name(base.name + "-mask.safetensors"))
-        model = ctx.theta_0(job.seed)
-        start = 0
-        if key.variant == "eb-found":
+        mask = {n: m.clone() for n, m in drawn.items()}
+        if key.variant == "eb-found":  # where it was drawn
+            model, start = ctx.new_model(job.seed), found["iteration"]
             artifacts.load_weights(model, base.with_name(base.name + "-weights.safetensors"))
-            start = found["iteration"]
+        else:
+            model, start = ctx.theta_0(job.seed), 0
         masks.check_mask(model, mask, str(base))
         masks.apply_mask(model, mask)
         return model, mask, start, derive_seed(job.seed, "data")

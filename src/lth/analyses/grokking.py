@@ -25,12 +25,13 @@ def compute(plan) -> list[dict]:
 
     rows, dense_t95 = [], {}
     for key in plan.runs():
-        curves = read_record(plan.layout.metrics(key))["curves"]
+        record = read_record(plan.layout.metrics(key))
+        curves = record["curves"]
         fit, t95 = first(curves, "train_accuracy", 1.0), first(curves, "test_accuracy", TARGET)
         if key.level == 0:
             dense_t95[key.seed] = t95
         rows.append({"experiment": plan.experiment, "seed": key.seed, "level": key.level, "variant": key.variant,
-                     "weights_remaining": read_record(plan.layout.metrics(key))["weights_remaining"],
+                     "weights_remaining": record["weights_remaining"],
                      "iterations_to_fit": fit, "iterations_to_95": t95,
                      "delay": t95 - fit if t95 is not None and fit is not None else None,
                      "final_test_accuracy": curves[-1]["test_accuracy"]})

@@ -44,6 +44,7 @@ def compute(plan) -> list[dict]:
     variants, levels = heads(plan)
     runs = [(seed, DENSE, RunKey(seed, 0, DENSE)) for seed in s.seeds]
     runs += [(seed, v, RunKey(seed, level, v)) for v in variants for seed in s.seeds for level in levels]
+    lassos = {}
     for seed, variant, key in runs:
         level = key.level
         record = read_record(plan.layout.metrics(key))
@@ -52,7 +53,9 @@ def compute(plan) -> list[dict]:
         found = support_metrics(kept, beta)
         k = int((kept != 0).sum())
         error = record["summary"]["test_loss"] if task == "regression" else 1 - record["summary"]["test_accuracy"]
-        lasso = lasso_reference(x_train, y_train, x_test, y_test, k, task)
+        if k not in lassos:  # the same data for every seed: one lasso per number of features
+            lassos[k] = lasso_reference(x_train, y_train, x_test, y_test, k, task)
+        lasso = lassos[k]
         rows.append({"experiment": plan.experiment, "seed": seed, "level": level, "variant": variant,
                      "features_kept": k,
                      "weights_remaining": record["weights_remaining"], "support_exact": found["exact"],

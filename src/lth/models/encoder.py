@@ -22,12 +22,11 @@ from dataclasses import dataclass
 
 import torch
 from torch import nn
-from torch.nn import init
 
 from lth.errors import LTHError
-from lth.models.modular import Block
+from lth.grammar import MASK  # the MASK token's channel
+from lth.models.modular import Block, normal_fan_in
 
-MASK = 1  # the MASK token's channel (lth.grammar.MASK)
 
 
 @dataclass(frozen=True)
@@ -42,13 +41,6 @@ class Unit:
     kind: str  # "head" | "neuron"
     index: int  # the head's or neuron's number in its block
     slices: tuple[tuple[str, int, int, int], ...]
-
-
-def _normal(m: nn.Linear, g: torch.Generator, std: float | None = None) -> None:
-    """Weight ~ N(0, std^2), std 1/sqrt(fan_in) unless given; bias (if any) 0."""
-    init.normal_(m.weight, 0.0, 1 / math.sqrt(m.in_features) if std is None else std, generator=g)
-    if m.bias is not None:
-        init.zeros_(m.bias)
 
 
 class EncoderBlock(Block):
@@ -119,6 +111,6 @@ class Encoder(nn.Module):
     def init_parameters(self, g: torch.Generator) -> None:
         for m in self.modules():
             if m is self.pos:
-                _normal(m, g, std=1 / math.sqrt(self.tokens))
+                normal_fan_in(m, g, std=1 / math.sqrt(self.tokens))
             elif isinstance(m, nn.Linear):
-                _normal(m, g)
+                normal_fan_in(m, g)

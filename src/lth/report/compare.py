@@ -14,21 +14,22 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from lth.report.figures import _band, _log_weights_axis, save_figure
+from lth.report.stats import by_level
+from lth.report.tables import SUMMARY_COLUMNS, _targets, read_table
 from lth.variants import DENSE
 
 
 def table(summaries: dict[str, pd.DataFrame], variant: str) -> pd.DataFrame:
     """Per experiment and level: weights remaining, mean and std over seeds of the test accuracy
     (the dense run as level 0)."""
-    rows = []
+    parts = []
     for name, s in summaries.items():
-        runs = s[((s["variant"] == variant) & (s["level"] > 0)) | ((s["variant"] == DENSE) & (s["level"] == 0))]
-        runs = runs[runs["target"].isna() | (runs["target"].astype(str).isin(["", "nan"]))] if "target" in runs else runs
-        for level, g in runs.groupby("level"):
-            rows.append({"experiment": name, "level": int(level), "weights_remaining": g["weights_remaining"].mean(),
-                         "test_accuracy": g["test_accuracy"].mean(), "std": g["test_accuracy"].std(ddof=1)
-                         if len(g) > 1 else 0.0, "seeds": g["seed"].nunique()})
-    out = pd.DataFrame(rows, columns=["experiment", "level", "weights_remaining", "test_accuracy", "std", "seeds"])
+        runs = s[(((s["variant"] == variant) & (s["level"] > 0)) | ((s["variant"] == DENSE) & (s["level"] == 0)))
+                 & (_targets(s) == "")]
+        stats = by_level(runs).rename(columns={"mean": "test_accuracy"})
+        parts.append(stats.assign(experiment=name, level=stats["level"].astype(int)))
+    out = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
+    out = out.reindex(columns=["experiment", "level", "weights_remaining", "test_accuracy", "std", "seeds"])
     return out.sort_values(["experiment", "weights_remaining"], ascending=[True, False], kind="stable")
 
 
@@ -52,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--title", default="")
     p.add_argument("--out", required=True, help="output path without suffix")
     a = p.parse_args(argv)
-    summaries = {Path(s).parent.name: pd.read_csv(s) for s in a.summary}
+    summaries = {Path(s).parent.name: read_table(s, SUMMARY_COLUMNS) for s in a.summary}
     t = table(summaries, a.variant)
     out = Path(a.out)
     out.parent.mkdir(parents=True, exist_ok=True)
