@@ -5,6 +5,7 @@ import torch
 
 import lth.training
 from lth import artifacts
+from lth.errors import LTHError
 from lth.files import read_json
 from lth.layout import RunKey
 from lth.plan import Job
@@ -39,14 +40,24 @@ def test_theta_k_of_the_rewind_job_is_the_dense_runs_own_weights_at_k(context, m
     assert record["weights_remaining"] == 1.0
 
 
-def test_a_level_job_prunes_trains_its_variants_and_records_them(context):
-    ctx = context({"variants": ["ticket", "reinit"]})
-    ctx.run(Job("dense", 0))
-    records = ctx.run(Job("level", 0, 1, "ticket"))
-    assert [r["variant"] for r in records] == ["ticket", "reinit"]
-    marker = read_json(ctx.plan.done(ctx.plan.job("level", 0, 1, "ticket")))
-    assert set(marker) == {"ticket", "reinit"}
-    again = ctx.run(Job("level", 0, 1, "ticket"))  # finished runs are kept, not retrained
+def test_a_level_job_prunes_and_trains_its_chain_and_a_controls_job_the_rest(context):
+    ctx = context({"variants": ["ticket", "reinit"], "seeds": [0, 1]})
+    for seed in (0, 1):
+        ctx.run(Job("dense", seed))
+    records = ctx.run(ctx.plan.job("level", level=1, chain="ticket"))
+    assert [(r["seed"], r["variant"]) for r in records] == [(0, "ticket"), (1, "ticket")]
+    marker = read_json(ctx.plan.level_done(1, "ticket"))
+    assert set(marker) == {"seed 0 level 1 ticket", "seed 1 level 1 ticket"}
+    assert not ctx.plan.layout.metrics(RunKey(0, 1, "reinit")).exists()  # the controls: not on the chain
+    (controls,) = [j for j in ctx.plan.jobs() if j.stage == "controls"]
+    with pytest.raises(LTHError, match="not found"):  # level 2's mask does not exist yet
+        ctx.run(controls)
+    for level in controls.levels[1:]:
+        ctx.run(ctx.plan.job("level", level=level, chain="ticket"))
+    done = ctx.run(controls)
+    assert [(r["seed"], r["level"], r["variant"]) for r in done[:2]] == [(0, 1, "reinit"), (1, 1, "reinit")]
+    assert ctx.plan.done(controls).exists()
+    again = ctx.run(ctx.plan.job("level", level=1, chain="ticket"))  # finished runs are kept, not retrained
     assert again == records
 
 

@@ -26,19 +26,29 @@ def test_runs_in_table_order_seed_by_seed():
     assert len(runs) == 2 * (1 + 2 * 5 + 4) and len(set(runs)) == len(runs)
 
 
-def test_jobs_group_runs_by_chain_and_read_only_what_they_need():
-    p = plan({"variants": ALL, "rewind_iteration": 20})
+def test_jobs_hold_every_seed_keep_controls_off_the_chain_and_read_only_what_they_need():
+    p = plan({"variants": ALL, "rewind_iteration": 20, "seeds": [0, 1], "pruning": {"levels": 5}})
     stages = [str(j) for j in p.jobs()]
-    assert stages[:5] == ["dense seed 0", "theta_k seed 0 k=20", "ticket chain seed 0 level 1",
-                          "lr_rewind chain seed 0 level 1", "finetune chain seed 0 level 1"]
-    ticket, finetune = Job("level", 0, 2, "ticket"), Job("level", 0, 2, "finetune")
-    assert [k.variant for k in p.job_runs(ticket)] == ["ticket", "reinit", "random_prune"]
+    assert stages[:7] == ["dense seed 0", "theta_k seed 0 k=20", "dense seed 1", "theta_k seed 1 k=20",
+                          "ticket chain level 1, seeds 0, 1", "lr_rewind chain level 1, seeds 0, 1",
+                          "finetune chain level 1, seeds 0, 1"]
+    assert stages[-2:] == ["ticket chain controls levels 1-4, seeds 0, 1", "ticket chain controls levels 5-5, seeds 0, 1"]
+    ticket, finetune = p.job("level", level=2, chain="ticket"), p.job("level", level=2, chain="finetune")
+    assert p.job_runs(ticket) == [RunKey(0, 2, "ticket"), RunKey(1, 2, "ticket")]  # the chain: only its head
+    controls = p.job("controls", level=1, chain="ticket", to=4)
+    assert p.job_runs(controls)[:4] == [RunKey(s, 1, v) for s in (0, 1) for v in ("reinit", "random_prune")]
+    assert len(p.job_runs(controls)) == 4 * 2 * 2
     L = p.layout
     previous = {c: p.outputs(p.job("level", 0, 1, c))[0] for c in ("ticket", "finetune")}
-    assert p.inputs(ticket)["runs"] == [previous["ticket"], L.rewind(0, 20)]
+    assert p.inputs(ticket)["runs"] == [previous["ticket"], L.rewind(0, 20), L.rewind(1, 20)]
     assert p.inputs(finetune)["runs"] == [previous["finetune"]]  # no theta_k: it never rewinds
-    assert previous["ticket"].name.startswith("ticket-") and previous["ticket"].parent.name == "level01"
-    assert p.inputs(Job("level", 0, 1, "ticket"))["runs"][0] == L.metrics(RunKey(0, 0, "dense"))
+    assert p.inputs(controls)["runs"] == [p.level_done(level, "ticket") for level in range(1, 5)] + [
+        L.rewind(0, 20), L.rewind(1, 20)]  # the masks of its levels, not the next level's
+    assert all(previous["ticket"] not in p.inputs(j)["runs"] for j in p.jobs() if j.stage == "controls" and j.level > 1)
+    assert previous["ticket"].name.startswith("level01-ticket-") and previous["ticket"].parent.name == "jobs"
+    assert p.inputs(p.job("level", 1, 1, "ticket"))["runs"][:2] == [L.metrics(RunKey(s, 0, "dense")) for s in (0, 1)]
+    with pytest.raises(LTHError, match="seed 7 is not one of the plan's seeds"):
+        p.job("level", 7, 1, "ticket")
 
 
 def fps(changes=None):
@@ -87,7 +97,7 @@ def test_settings_json_round_trip_and_stale_or_unplanned_jobs_are_refused(tmp_pa
         Job("level", 0, 2, "ticket"))
     with pytest.raises(LTHError, match="holds runs of other settings"):
         again.job("level", 0, 2, "ticket", fingerprint="0" * 12)
-    with pytest.raises(LTHError, match="no job 'ticket chain seed 0 level 3'"):
+    with pytest.raises(LTHError, match="no job 'ticket chain level 3, seed 0'"):
         again.job("level", 0, 3, "ticket")
     with pytest.raises(AttributeError):
         again.settings.training.lr = 1.0  # immutable
@@ -104,15 +114,16 @@ def test_a_results_folder_of_the_earlier_layout_is_refused_with_what_to_do(tmp_p
 
 def test_snakemake_patterns_are_the_layout_of_the_outputs():
     p = Plan.patterns("R/{exp}")
-    assert p["level"] == ["R/{exp}/{kind}-{fp}/seed{seed}/level{level}/{chain}-{runs}.json"]  # imp or oneshot
+    assert p["level"] == ["R/{exp}/{kind}-{fp}/jobs/level{level}-{chain}-{runs}.json"]  # imp or oneshot
+    assert p["controls"] == ["R/{exp}/{kind}-{fp}/jobs/controls{level}-{to}-{chain}-{runs}.json"]
     assert p["rewind"] == ["R/{exp}/dense-{fp}/seed{seed}/rewind{k}.safetensors"]
-    assert p["transfer"] == ["R/{exp}/transfer-{target}-{fp}/seed{seed}-{runs}.json"]
-    assert p["level_log"] == "R/{exp}/logs/level{level}-{chain}-seed{seed}-{runs}-{kind}-{fp}.log"
+    assert p["transfer"] == ["R/{exp}/transfer-{target}-{fp}/jobs/transfer-{target}-{runs}.json"]
+    assert p["level_log"] == "R/{exp}/logs/level{level}-{chain}-{runs}-{kind}-{fp}.log"
     assert p["probe"] == ["R/{exp}/{chain}-{fp}/seed{seed}/level{level}-k{k}.json"]  # chain: the analysis
-    real = plan(root="R/x")
-    job = real.job("level", 0, 2, "ticket")
-    assert str(real.outputs(job)[0]) == p["level"][0].format(exp="x", fp=real.fingerprint(job), seed=0, level="02",
-                                                                chain="ticket", runs=job.runs, kind="imp")
-    assert p["level_log"].format(exp="x", fp=real.fingerprint(job), seed=0, level="02", chain="ticket",
-                                 runs=job.runs, kind="imp") == str(real.layout.log(f"{job.name}-imp-"
-                                                                                   f"{real.fingerprint(job)}"))
+    real = plan({"variants": ["ticket", "reinit"]}, root="R/x")
+    for job in (real.job("level", level=2, chain="ticket"), next(j for j in real.jobs() if j.stage == "controls")):
+        wildcards = dict(exp="x", fp=real.fingerprint(job), level=f"{job.level:02d}", to=f"{job.to:02d}",
+                         chain="ticket", runs=job.runs, kind="imp")
+        assert str(real.outputs(job)[0]) == p[job.stage][0].format(**wildcards)
+        assert p[f"{job.stage}_log"].format(**wildcards) == str(real.layout.log(f"{job.name}-imp-"
+                                                                                f"{real.fingerprint(job)}"))

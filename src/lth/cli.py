@@ -104,23 +104,23 @@ def cmd_train(args) -> None:
 
 
 def cmd_prune(args) -> None:
+    from lth.layout import RunKey
     from lth.masks import density
 
     plan, ctx = _by_hand(args)
     for chain in args.chain or ["ticket"]:
-        plan.job("level", args.seed, args.level, chain)  # refused unless the settings plan it
+        plan.holding(RunKey(args.seed, args.level, chain))  # refused unless the settings plan it
         mask = ctx.prune(args.seed, args.level, chain)
         print(f"seed {args.seed} level {args.level} {chain}: weights remaining {density(mask):.4f}")
 
 
 def cmd_retrain(args) -> None:
     from lth.layout import RunKey
-    from lth.variants import SOURCE
 
     plan, ctx = _by_hand(args)
     for variant in args.variant:
-        job = plan.job("level", args.seed, args.level, SOURCE[variant].chain)
-        _report(ctx.train_run(job, RunKey(args.seed, args.level, variant)))
+        key = RunKey(args.seed, args.level, variant)
+        _report(ctx.train_run(plan.holding(key), key))
 
 
 def cmd_job(args) -> None:
@@ -140,7 +140,7 @@ def cmd_job(args) -> None:
         try:
             plan = Plan.from_results(args.results)
             job = plan.job(args.stage, args.seed, args.level, args.chain, args.target, args.k,
-                           fingerprint=args.fingerprint, runs=args.runs)
+                           fingerprint=args.fingerprint, runs=args.runs, to=args.to)
             records = _context(plan, args).run(job)
         except LTHError as exc:
             print(f"lth: error: {exc}")  # in the log too
@@ -152,13 +152,22 @@ def cmd_job(args) -> None:
 
 
 def _results(records: list[dict]) -> str:
-    """A job's result in a few words: each run's test accuracy, grouped by level with its weights remaining."""
-    levels: dict[int, list[dict]] = {}
+    """A job's result in a few words: each variant's test accuracy (the mean over the job's seeds),
+    grouped by level with its weights remaining."""
+    levels: dict[int, dict[str, list[dict]]] = {}
     for r in records:
-        levels.setdefault(r["level"], []).append(r)
-    return "; ".join(f"{100 * rs[0]['weights_remaining']:.1f}% weights: "
-                     + ", ".join(f"{r['variant']} {_score(r['summary'], percent=True)}" for r in rs)
-                     for rs in levels.values())
+        levels.setdefault(r["level"], {}).setdefault(r["variant"], []).append(r["summary"])
+    seeds = len({r["seed"] for r in records})
+
+    def mean(summaries: list[dict]) -> str:
+        keys = ("test_accuracy", "test_loss")
+        return _score({k: None if summaries[0][k] is None else sum(s[k] for s in summaries) / len(summaries)
+                       for k in keys}, percent=True)
+
+    weights = {r["level"]: r["weights_remaining"] for r in records}
+    return (f"mean of {seeds} seeds, " if seeds > 1 else "") + "; ".join(
+        f"{100 * weights[level]:.1f}% weights: " + ", ".join(f"{v} {mean(ss)}" for v, ss in variants.items())
+        for level, variants in levels.items())
 
 
 def cmd_analyse(args) -> None:
@@ -253,6 +262,7 @@ def parser() -> argparse.ArgumentParser:
                    help="with --results: delete damaged files and what must be recomputed with them")
     v.set_defaults(func=cmd_verify)
 
+    from lth.plan import STAGES
     from lth.variants import SOURCE
 
     def run_args(sp, by_hand: bool = True):
@@ -260,7 +270,8 @@ def parser() -> argparse.ArgumentParser:
             sp.add_argument("--settings", required=True, help="YAML/JSON settings of one experiment")
             sp.add_argument("--data-dir", default="data", help="the data folder")
         sp.add_argument("--results", required=True, help="results folder of the experiment, e.g. results/NAME")
-        sp.add_argument("--seed", type=int, required=True, help="the run's seed (init, data order, controls)")
+        sp.add_argument("--seed", type=int, required=by_hand,
+                        help="the run's seed (init, data order, controls); jobs of every seed: none")
         sp.add_argument("--device", default=None if not by_hand else "auto",
                         help="auto (GPU if visible), cpu, cuda, cuda:N")
         sp.add_argument("--threads", type=int, default=0,
@@ -289,14 +300,16 @@ def parser() -> argparse.ArgumentParser:
 
     j = sub.add_parser("job", help="run one job of the workflow's plan (what the Snakemake rules call)",
                        description="Run one planned job of the experiment whose settings.json is in --results.")
-    j.add_argument("stage", choices=["dense", "rewind", "level", "transfer", "probe"])
+    j.add_argument("stage", choices=list(STAGES))
     run_args(j, by_hand=False)
     j.add_argument("--level", type=int, default=0, help="level jobs: the pruning level")
     j.add_argument("--chain", default="", help="level jobs: the mask chain (kind oneshot: the method)")
     j.add_argument("--target", default="", help="transfer jobs: the transfer target")
     j.add_argument("--k", type=int, default=0, help="rewind point of a rewind job")
     j.add_argument("--fingerprint", help="the stage fingerprint the job was planned with (refused if stale)")
-    j.add_argument("--runs", default="", help="level and transfer jobs: the id of their runs (in their marker's name)")
+    j.add_argument("--to", type=int, default=0, help="controls jobs: their last level (--level: the first)")
+    j.add_argument("--runs", default="", help="level, controls and transfer jobs: the id of their runs (in their "
+                                              "marker's name)")
     j.add_argument("--log", help="write the job's output to this file; print one line with its result")
     j.set_defaults(func=cmd_job)
 

@@ -15,7 +15,7 @@ from pathlib import Path
 from lth import artifacts, pins
 from lth.errors import LTHError
 from lth.layout import tensors_file
-from lth.plan import Plan
+from lth.plan import GROUPED, Plan
 from lth.results import read_record
 
 
@@ -37,7 +37,7 @@ def damaged(plan: Plan) -> list[tuple[str, list[Path]]]:
                 out.append((problem, [path]))
             continue
         markers = (sorted(plan.outputs(job)[0].parent.glob(plan.outputs(job)[0].name.replace(job.runs, "*")))
-                   if job.stage in ("level", "transfer") else [])
+                   if job.stage in GROUPED else [])
         for key in plan.job_runs(job):
             metrics = L.metrics(key)
             if not metrics.exists():

@@ -157,8 +157,9 @@ class Context:
         return record
 
     def groups(self, keys: list[RunKey]) -> list[list[RunKey]]:
-        """The runs of a job that train together (the workflow's `batching`, lth.batched): those not
-        finished that train under a fixed mask, in groups of at most `batching`; [] when one at a time."""
+        """The runs of a job that train together (the workflow's `batching`, lth.batched): those that
+        train under a fixed mask, in groups of at most `batching` in the job's order (a function of the
+        config alone), less the runs finished before; [] when one at a time."""
         most = int(self.plan.workflow.get("batching", 1))
         if most < 2:
             return []
@@ -166,8 +167,9 @@ class Context:
 
         if unsupported(self.plan.settings.training):
             return []
-        todo = [k for k in keys if self.plan.variant(k).train == "masked" and finished(self.plan.layout, k) is None]
-        chunks = [todo[i : i + most] for i in range(0, len(todo), most)]
+        fixed = [k for k in keys if self.plan.variant(k).train == "masked"]
+        chunks = [[k for k in fixed[i : i + most] if finished(self.plan.layout, k) is None]
+                  for i in range(0, len(fixed), most)]
         return [c for c in chunks if len(c) > 1]
 
     def train_group(self, job: Job, keys: list[RunKey]) -> dict[RunKey, dict[str, Any]]:
@@ -181,7 +183,7 @@ class Context:
         starts = [start_state(self, k) for k in keys]
         splits = self.splits(keys[0].target)
         name = hashlib.sha256("|".join(map(str, keys)).encode()).hexdigest()[:12]
-        checkpoint = self.plan.layout.seed_dir(keys[0].seed, keys[0].target) / "groups" / f"{name}.pt"
+        checkpoint = self.plan.layout.group_checkpoint(name, keys[0].target)
         results = train_batched([s.model for s in starts], [s.mask for s in starts], splits,
                                 self.plan.settings.training, [self.segment(k, s, fp) for k, s in zip(keys, starts)],
                                 keys=[str(k) for k in keys], checkpoint=checkpoint, fingerprint=f"{fp}/{name}",
@@ -301,11 +303,17 @@ class Context:
         return artifacts.load_tensors(path)
 
     def _level(self, job: Job) -> list[dict[str, Any]]:
-        """One pruning round of a chain: prune its mask (unless its head run finished under it before),
-        then train the chain's variants on it."""
-        head = RunKey(job.seed, job.level, job.chain)
-        if self.plan.variant(head).train == "masked" and finished(self.plan.layout, head) is None:
-            self.prune(job.seed, job.level, job.chain)
+        """One pruning round of a chain for every seed: prune its mask (unless its head run finished
+        under it before), then train the job's runs on it (the chain's head; kind oneshot: also its
+        controls)."""
+        for seed in job.seeds:
+            head = RunKey(seed, job.level, job.chain)
+            if self.plan.variant(head).train == "masked" and finished(self.plan.layout, head) is None:
+                self.prune(seed, job.level, job.chain)
+        return self._record(job)
+
+    def _controls(self, job: Job) -> list[dict[str, Any]]:
+        """A chain's controls (reinit, random_prune) of every seed at a few levels whose masks exist."""
         return self._record(job)
 
     def _probe(self, job: Job) -> list[dict[str, Any]]:
@@ -325,8 +333,7 @@ class Context:
             grouped.update(self.train_group(job, group))
         records = [grouped.get(key) or self.train_run(job, key) for key in keys]
         root = self.plan.layout.root
-        write_json(self.plan.outputs(job)[0], {f"{k.level}/{k.variant}" if k.target else k.variant:
-                            str(self.plan.layout.metrics(k).relative_to(root)) for k in keys})
+        write_json(self.plan.outputs(job)[0], {str(k): str(self.plan.layout.metrics(k).relative_to(root)) for k in keys})
         return records
 
 

@@ -5,11 +5,11 @@
     <root>/dense-<fp>/seed<S>/                    the dense run (level 0)
         init.safetensors, rewind<K>.safetensors   theta_0, and theta_k for a rewind point K > 0
     <root>/imp-<fp>/seed<S>/level<LL>/<variant>/  a run of level LL >= 1
-    <root>/imp-<fp>/seed<S>/level<LL>/<chain>.json          marks a finished level job of a chain
+    <root>/imp-<fp>/jobs/<job>.json               marks a finished level or controls job (all seeds)
     <root>/oneshot-<fp>/seed<S>/level<D>/<variant>-<mfp>/   a one-shot run at density D/10,000
                                                   (lth.sweep), <mfp> its method's fingerprint
     <root>/transfer-<T>-<fp>/seed<S>/level<LL>/<variant>/   a level-LL ticket trained on target T
-    <root>/transfer-<T>-<fp>/seed<S>.json                   marks a finished transfer job
+    <root>/transfer-<T>-<fp>/jobs/<job>.json                marks a finished transfer job
     <root>/<analysis>-<fp>/seed<S>/level<LL>/<variant>/     a run an analysis trains (lth.analyses)
     <root>/<analysis>-<fp>/seed<S>/level<LL>-k<K>.json      marks a finished analysis job
 Every run folder holds mask.safetensors, final.safetensors and metrics.json (written last).
@@ -154,14 +154,15 @@ class Layout:
         """theta_k: theta_0 itself for k = 0, else the dense run replayed to iteration k."""
         return self.init(seed) if k == 0 else self.run_dir(RunKey(seed, 0, DENSE)) / f"rewind{k}.safetensors"
 
-    def level_record(self, seed: int, level: int, chain: str, runs: str) -> Path:
-        """Written when a level job of `chain` is complete: which runs it holds (`runs`: their id)."""
-        return self.seed_dir(seed) / f"level{_level(level)}" / f"{chain}-{runs}.json"
+    def job_record(self, name: str, target: str | None = None) -> Path:
+        """Written when a level, controls or transfer job (named `name`, which ends with the id of the
+        runs it holds) is complete: which runs it holds. Beside the runs of every seed it trains."""
+        return (self.transfer_dir(target) if target else self.stage_dir("imp")) / "jobs" / f"{name}.json"
+
+    def group_checkpoint(self, name: str, target: str | None = None) -> Path:
+        """The resume checkpoint of runs trained together (lth.batched), named by their keys."""
+        return (self.transfer_dir(target) if target else self.stage_dir("imp")) / "groups" / f"{name}.pt"
 
     def analysis_record(self, name: str, seed: int, level: int, k: int) -> Path:
         """Written when an analysis job (name, seed, level, k) has trained its runs."""
         return self.analysis_dir(name) / f"seed{seed}" / f"level{_level(level)}-k{k}.json"
-
-    def transfer_record(self, seed: int, target: str, runs: str) -> Path:
-        """Written when the transfer job of (seed, target) is complete: which runs it holds."""
-        return self.transfer_dir(target) / f"seed{seed}-{runs}.json"

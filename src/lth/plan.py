@@ -9,8 +9,15 @@ Jobs of the `imp` kind (iterative magnitude pruning):
     dense     (seed)              the dense run, level 0
     rewind    (seed, k)           theta_k for k > 0: the dense run replayed to iteration k, so that
                                   a new rewind point never retrains the dense network
-    level     (seed, level, chain) prune the chain's previous level, train the chain's variants
-    transfer  (seed, target)      the ticket's transfer runs on one target dataset
+    level     (level, chain)      every seed's chain: prune its previous level, train its head run
+                                  (the ticket), the runs the next level prunes
+    controls  (levels, chain)     the chain's other variants (reinit, random_prune) of every seed at
+                                  CONTROL_LEVELS consecutive levels: off the chain's critical path
+    transfer  (target)            every seed's transfer runs on one target dataset
+The runs of a level, controls or transfer job train together (lth.batched, up to the workflow's
+`batching` in one step). Such a job's marker is named by the id of the runs it holds: a new seed,
+variant or level makes new jobs, which train only the runs not finished yet, and Snakemake, which
+deletes a job's outputs before running it, never deletes a run (they are not outputs).
 """
 
 from __future__ import annotations
@@ -27,34 +34,57 @@ from lth.layout import Layout, RunKey, tensors_file
 from lth.settings import Settings, fingerprints, resolve
 from lth.variants import DENSE, DENSE_RUN, SOURCE, TRANSFER, Variant, chains
 
-STAGES = ("dense", "rewind", "level", "transfer", "probe")
+STAGES = ("dense", "rewind", "level", "controls", "transfer", "probe")
+GROUPED = ("level", "controls", "transfer")  # the stages whose jobs hold every seed
+CONTROL_LEVELS = 4  # levels of a chain's controls in one controls job
 FORMAT = 2  # of settings.json; 1 (no "format" key) was the layout seed<S>/level<LL>/<variant>/
 
 
 @dataclass(frozen=True)
 class Job:
+    """One job: a Snakemake job, one process. Those of the GROUPED stages hold every seed."""
+
     stage: str
-    seed: int
+    seeds: tuple[int, ...]  # one seed may be given as an int
     level: int = 0
     chain: str = ""
     target: str = ""
     k: int = 0
-    runs: str = ""  # level and transfer jobs: the id of the runs they hold (Plan.runs_id)
+    runs: str = ""  # GROUPED stages: the id of the runs they hold (Plan.with_runs)
+    to: int = 0  # controls jobs: the last level they train (`level` the first)
+
+    def __post_init__(self):
+        if not isinstance(self.seeds, tuple):
+            object.__setattr__(self, "seeds", (self.seeds,))
+
+    @property
+    def seed(self) -> int:
+        """The seed of a one-seed job (dense, rewind, probe)."""
+        if len(self.seeds) != 1:
+            raise LTHError(f"job '{self}' holds {len(self.seeds)} seeds, not one")
+        return self.seeds[0]
+
+    @property
+    def levels(self) -> list[int]:
+        return list(range(self.level, self.to + 1)) if self.stage == "controls" else [self.level]
 
     def __str__(self) -> str:
-        return {"dense": f"dense seed {self.seed}", "rewind": f"theta_k seed {self.seed} k={self.k}",
-                "level": f"{self.chain} chain seed {self.seed} level {self.level}",
-                "transfer": f"transfer seed {self.seed} to {self.target}",
-                "probe": f"{self.chain} seed {self.seed} level {self.level} k={self.k}"}[self.stage]
+        seeds = f"seed{'s' * (len(self.seeds) > 1)} {', '.join(map(str, self.seeds))}"
+        return {"dense": f"dense {seeds}", "rewind": f"theta_k {seeds} k={self.k}",
+                "level": f"{self.chain} chain level {self.level}, {seeds}",
+                "controls": f"{self.chain} chain controls levels {self.level}-{self.to}, {seeds}",
+                "transfer": f"transfer to {self.target}, {seeds}",
+                "probe": f"{self.chain} {seeds} level {self.level} k={self.k}"}[self.stage]
 
     @property
     def name(self) -> str:
-        """A file name for the job (its log): the same for a Snakemake pattern and a real job."""
-        level = self.level if isinstance(self.level, str) else f"{self.level:02d}"
-        return {"dense": f"dense-seed{self.seed}", "rewind": f"rewind-seed{self.seed}-k{self.k}",
-                "level": f"level{level}-{self.chain}-seed{self.seed}-{self.runs}",
-                "transfer": f"transfer-{self.target}-seed{self.seed}-{self.runs}",
-                "probe": f"probe-{self.chain}-seed{self.seed}-level{level}-k{self.k}"}[self.stage]
+        """A file name for the job (its log, its marker): the same for a Snakemake pattern and a real job."""
+        level, to = (x if isinstance(x, str) else f"{x:02d}" for x in (self.level, self.to))
+        return {"dense": f"dense-seed{self.seeds[0]}", "rewind": f"rewind-seed{self.seeds[0]}-k{self.k}",
+                "level": f"level{level}-{self.chain}-{self.runs}",
+                "controls": f"controls{level}-{to}-{self.chain}-{self.runs}",
+                "transfer": f"transfer-{self.target}-{self.runs}",
+                "probe": f"probe-{self.chain}-seed{self.seeds[0]}-level{level}-k{self.k}"}[self.stage]
 
 
 class _AnyFingerprint(dict):
@@ -71,11 +101,9 @@ def job_outputs(layout: Layout, job: Job) -> list[Path]:
         return [layout.metrics(key), layout.final(key), layout.mask(key), layout.init(job.seed)]
     if job.stage == "rewind":
         return [layout.rewind(job.seed, job.k)]
-    if job.stage == "level":
-        return [layout.level_record(job.seed, job.level, job.chain, job.runs)]
     if job.stage == "probe":  # chain: the analysis
         return [layout.analysis_record(job.chain, job.seed, job.level, job.k)]
-    return [layout.transfer_record(job.seed, job.target, job.runs)]
+    return [layout.job_record(job.name, job.target if job.stage == "transfer" else None)]
 
 
 class Plan:
@@ -137,15 +165,35 @@ class Plan:
         if job.stage == "dense":
             return [RunKey(job.seed, 0, DENSE)]
         if job.stage == "level":
-            return [RunKey(job.seed, job.level, v) for v in chains(s.variants)[job.chain]]
+            return [RunKey(seed, job.level, job.chain) for seed in job.seeds]
+        if job.stage == "controls":
+            return [RunKey(seed, level, v) for level in job.levels for seed in job.seeds
+                    for v in self.controls(job.chain)]
         if job.stage == "transfer":
-            return [RunKey(job.seed, level, v, job.target) for level in self.transfer_levels()
+            return [RunKey(seed, level, v, job.target) for seed in job.seeds for level in self.transfer_levels()
                     for v in s.transfer.variants if (v == DENSE) == (level == 0)]
         return []
 
+    def controls(self, chain: str) -> list[str]:
+        """The variants a chain's controls jobs train: those of its level jobs but its head."""
+        return [v for v in chains(self.settings.variants)[chain] if v != chain]
+
     def runs(self) -> list[RunKey]:
-        """Every run, in table order: per seed the dense run, each level's variants, then transfers."""
-        return [key for job in self.jobs() for key in self.job_runs(job)]
+        """Every run, in table order: per seed the dense run, each level's variants (in the variants'
+        table order), then the transfers."""
+        keys = [key for job in self.jobs() for key in self.job_runs(job)]
+        first: dict[tuple, int] = {}
+        for i, key in enumerate(keys):
+            first.setdefault((key.target, key.level), i)
+        order = {v: i for i, v in enumerate(v for vs in chains(self.settings.variants).values() for v in vs)}
+        return sorted(keys, key=lambda k: (k.seed, first[k.target, k.level], 0 if k.target else order.get(k.variant, 0)))
+
+    def holding(self, key: RunKey) -> Job:
+        """The planned job that trains run `key` (LTHError if none does)."""
+        for job in self.jobs():
+            if key in self.job_runs(job):
+                return job
+        raise LTHError(f"{self.experiment}: no run '{key}' in the plan of {self.layout.settings}")
 
     def previous(self, key: RunKey) -> RunKey:
         """The run whose trained weights level `key.level` of its chain prunes (and starts from)."""
@@ -181,15 +229,16 @@ class Plan:
         return self._jobs
 
     def _plan_jobs(self) -> list[Job]:
-        s, out = self.settings, []
-        for seed in s.seeds:
+        s, out, seeds, top = self.settings, [], tuple(self.settings.seeds), self.settings.pruning.levels
+        for seed in seeds:
             out.append(Job("dense", seed))
             if s.rewind_iteration:
                 out.append(Job("rewind", seed, k=s.rewind_iteration))
-            out += [self.with_runs(Job("level", seed, level, chain)) for level in range(1, s.pruning.levels + 1)
-                    for chain in chains(s.variants)]
-            out += [self.with_runs(Job("transfer", seed, target=t)) for t in s.transfer.targets]
-        return out
+        out += [Job("level", seeds, level, chain) for level in range(1, top + 1) for chain in chains(s.variants)]
+        out += [Job("controls", seeds, first, chain, to=min(first + CONTROL_LEVELS - 1, top))
+                for chain in chains(s.variants) if self.controls(chain) for first in range(1, top + 1, CONTROL_LEVELS)]
+        out += [Job("transfer", seeds, target=t) for t in s.transfer.targets]
+        return [self.with_runs(job) for job in out]
 
     def probes(self, analysis: str | None = None) -> list[Job]:
         """The jobs that train the runs the configured analyses need (all, or those of `analysis`),
@@ -203,7 +252,7 @@ class Plan:
     def with_runs(self, job: Job) -> Job:
         """The job with the id of the runs it holds: a level or transfer job whose runs change
         (a variant or transfer level added) is a new job, and its finished runs are kept."""
-        if job.stage not in ("level", "transfer"):
+        if job.stage not in GROUPED:
             return job
         rel = sorted(str(self.layout.run_dir(k).relative_to(self.layout.root)) for k in self.job_runs(job))
         return replace(job, runs=hashlib.sha256("\n".join(rel).encode()).hexdigest()[:8])
@@ -212,7 +261,7 @@ class Plan:
         """The marker that says `job`'s runs are finished: its own, or that of an earlier job that held
         them all and more (runs were removed from the config since: nothing to run again)."""
         own = self.outputs(job)[0]
-        if own.exists() or job.stage not in ("level", "transfer"):
+        if own.exists() or job.stage not in GROUPED:
             return own
         needed = {str(self.layout.metrics(k).relative_to(self.layout.root)) for k in self.job_runs(job)}
         for marker in sorted(own.parent.glob(own.name.replace(job.runs, "*"))):
@@ -223,11 +272,17 @@ class Plan:
                 continue
         return own
 
-    def job(self, stage: str, seed: int, level: int = 0, chain: str = "", target: str = "", k: int = 0,
-            fingerprint: str | None = None, runs: str = "") -> Job:
-        """The planned job with this key; LTHError if the plan has none (or other settings' fingerprint).
-        `runs` may name an earlier job's marker that covers this job's runs (see `done`)."""
-        job = self.with_runs(Job(stage, int(seed), int(level), chain, target, int(k)))
+    def job(self, stage: str, seed: int | None = None, level: int = 0, chain: str = "", target: str = "",
+            k: int = 0, fingerprint: str | None = None, runs: str = "", to: int = 0) -> Job:
+        """The planned job with this key (a GROUPED stage's holds every seed; `seed`, if given, is one of
+        them); LTHError if the plan has none (or other settings' fingerprint). `runs` may name an earlier
+        job's marker that covers this job's runs (see `done`)."""
+        if seed is not None and int(seed) not in self.settings.seeds:
+            raise LTHError(f"{self.experiment}: seed {seed} is not one of the plan's seeds {list(self.settings.seeds)}")
+        if seed is None and stage not in GROUPED:
+            raise LTHError(f"{self.experiment}: a {stage} job is of one seed: give it")
+        seeds = tuple(self.settings.seeds) if stage in GROUPED else int(seed)
+        job = self.with_runs(Job(stage, seeds, int(level), chain, target, int(k), to=int(to)))
         if job not in self.jobs() and job not in self.probes():
             raise LTHError(f"{self.experiment}: no job '{job}' in the plan of {self.layout.settings}")
         if runs and runs != job.runs:
@@ -254,8 +309,6 @@ class Plan:
         """What a job reads, by role: `data` (dataset files), `runs` (finished jobs' outputs)."""
         s, L = self.settings, self.layout
         data = [tensors_file(self.data_dir, s.dataset)]
-        dense = L.metrics(RunKey(job.seed, 0, DENSE))
-        theta_k = [L.rewind(job.seed, s.rewind_iteration)] if s.rewind_iteration else []
         if job.stage in ("dense", "rewind"):
             if s.model.pretrained is None:
                 return {"data": data, "runs": []}
@@ -266,14 +319,23 @@ class Plan:
             from lth.analyses import module
 
             return {"data": data, "runs": module(job.chain).inputs(self, job)}
+        rewinds = any(self.variant(k).weights == "rewind" for k in self.job_runs(job))
+        theta_k = [self.layout.rewind(seed, s.rewind_iteration) for seed in job.seeds] if s.rewind_iteration else []
         if job.stage == "level":
-            previous = dense if job.level == 1 else self.done(self.with_runs(replace(job, level=job.level - 1)))
-            uses_rewind = any(self.variant(k).weights == "rewind" for k in self.job_runs(job))
-            return {"data": data, "runs": [previous] + (theta_k if uses_rewind else [])}
+            previous = ([L.metrics(RunKey(seed, 0, DENSE)) for seed in job.seeds] if job.level == 1
+                        else [self.level_done(job.level - 1, job.chain)])
+            return {"data": data, "runs": previous + (theta_k if rewinds else [])}
+        if job.stage == "controls":  # the masks of its levels
+            return {"data": data, "runs": [self.level_done(level, job.chain) for level in job.levels]
+                    + (theta_k if rewinds else [])}
         target = tensors_file(self.data_dir, s.transfer.targets[job.target].dataset)
-        tickets = [self.done(self.with_runs(Job("level", job.seed, level, "ticket")))
-                   for level in self.transfer_levels()[1:]]
-        return {"data": data + [target], "runs": [dense, *theta_k, *tickets]}
+        tickets = [self.level_done(level, "ticket") for level in self.transfer_levels()[1:]]
+        dense = [L.metrics(RunKey(seed, 0, DENSE)) for seed in job.seeds]
+        return {"data": data + [target], "runs": [*dense, *theta_k, *tickets]}
+
+    def level_done(self, level: int, chain: str) -> Path:
+        """The marker of the level job of `chain` at `level` (its masks and head runs are finished)."""
+        return self.done(self.with_runs(Job("level", tuple(self.settings.seeds), level, chain)))
 
     def targets(self) -> list[Path]:
         """The outputs of every job: what the summary waits for."""
@@ -286,9 +348,9 @@ class Plan:
         layout = Layout(Path(root), _AnyFingerprint(), "{kind}")
         out: dict[str, str | list[str]] = {}
         for stage in STAGES:
-            job = Job(stage, "{seed}", "{level}", "{chain}", "{target}", "{k}", "{runs}")
+            job = Job(stage, "{seed}", "{level}", "{chain}", "{target}", "{k}", "{runs}", "{to}")
             out[stage] = [str(p) for p in job_outputs(layout, job)]
-            kind = "-{kind}" if stage == "level" else ""  # the level job's folder is named by the kind
+            kind = "-{kind}" if stage in ("level", "controls") else ""  # their folder is named by the kind
             out[f"{stage}_log"] = str(layout.log(f"{job.name}{kind}-{{fp}}"))
         out.update(settings=str(layout.settings), summary=str(layout.table("summary.csv")),
                    layer_density=str(layout.table("layer_density.csv")),

@@ -15,8 +15,8 @@ a fresh initialisation).
 Jobs (the `imp` kind's stages, lth.plan):
     dense   (seed)                 the dense run
     rewind  (seed, k)              theta_k for k > 0
-    level   (seed, level, chain)   chain = a method, level = the density in weights per 10,000
-                                   (level 0500 keeps 5%): its mask, then its run and controls
+    level   (level, chain)         chain = a method, level = the density in weights per 10,000
+                                   (level 0500 keeps 5%): every seed's mask, run and controls
 A level job waits only on the dense run (and theta_k), so the N densities of a method are N
 independent jobs, except for a method `at: previous`, whose density waits on its next larger one.
 A run's folder carries its method's fingerprint: changing one method's settings retrains only it.
@@ -74,15 +74,15 @@ class Sweep(Plan):
         if job.stage != "level":
             return super().job_runs(job)
         controls = [f"{job.chain}-{c}" for c in self.settings.oneshot.controls]
-        return [RunKey(job.seed, job.level, v) for v in (job.chain, *controls)]
+        return [RunKey(seed, job.level, v) for seed in job.seeds for v in (job.chain, *controls)]
 
     def _plan_jobs(self) -> list[Job]:
         s, out = self.settings, []
         for seed in s.seeds:
             out.append(Job("dense", seed))
             out += [Job("rewind", seed, k=k) for k in self.replays()]
-            out += [self.with_runs(Job("level", seed, level, chain)) for level in self.levels()
-                    for chain in s.oneshot.methods]
+        out += [self.with_runs(Job("level", tuple(s.seeds), level, chain)) for level in self.levels()
+                for chain in s.oneshot.methods]
         return out
 
     def replays(self) -> list[int]:
@@ -124,13 +124,13 @@ class Sweep(Plan):
         s, L = self.settings, self.layout
         if job.stage != "level":
             return super().inputs(job)
-        runs = [L.metrics(RunKey(job.seed, 0, DENSE))]
+        runs = [L.metrics(RunKey(seed, 0, DENSE)) for seed in job.seeds]
         if s.rewind_iteration:
-            runs.append(L.rewind(job.seed, s.rewind_iteration))
-        head = RunKey(job.seed, job.level, job.chain)
+            runs += [L.rewind(seed, s.rewind_iteration) for seed in job.seeds]
+        head = RunKey(job.seeds[0], job.level, job.chain)
         previous = self.previous(head)
         if self.method(head).at == "previous" and previous.level:
             runs.append(self.done(self.with_runs(replace(job, level=previous.level))))
         if isinstance(self.method(head).at, int):
-            runs.append(L.rewind(job.seed, self.method(head).at))
+            runs += [L.rewind(seed, self.method(head).at) for seed in job.seeds]
         return {"data": [tensors_file(self.data_dir, s.dataset)], "runs": runs}

@@ -83,7 +83,7 @@ def experiment_root(wildcards):
 
 def planned_job(stage, wildcards):
     """The plan's job for a rule's wildcards (refused if they name another settings fingerprint)."""
-    keys = ("seed", "level", "chain", "target", "k", "runs")
+    keys = ("seed", "level", "chain", "target", "k", "runs", "to")
     key = {k: wildcards[k] for k in keys if k in wildcards.keys()}
     try:
         return PLANS[wildcards.exp].job(stage, fingerprint=wildcards.fp, **key)
@@ -122,6 +122,7 @@ wildcard_constraints:
     fp=r"[0-9a-f]{12}",
     seed=r"\d+",
     level=r"\d{2,4}",
+    to=r"\d{2,4}",
     k=r"\d+",
     runs=r"[0-9a-f]{8}",
     chain="|".join(
@@ -212,9 +213,9 @@ TRAIN_RESOURCES = dict(mem_mb=4000, runtime=lambda wc, attempt: 120 * attempt, g
 
 
 def job_command(stage):
-    """`lth job STAGE`: its output goes to the job's log, one line per trained run to the terminal."""
+    """`lth job STAGE`: its output goes to the job's log, one line per job to the terminal."""
     return (
-        f"lth job {stage} --results {{params.root:q}} --seed {{wildcards.seed}} {{params.key}} "
+        f"lth job {stage} --results {{params.root:q}} {{params.key}} "
         "--fingerprint {wildcards.fp} --threads {threads} --log {log:q}"
     )
 

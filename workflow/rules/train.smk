@@ -1,14 +1,15 @@
 # Stages 2-5, the training jobs. Which jobs exist, what each reads and what it writes is the
 # plan's (lth.plan); each rule runs one job with `lth job STAGE`, which reads the experiment's
-# settings.json and trains the job's runs in one process:
+# settings.json and trains the job's runs in one process (together, up to `batching` in one step):
 #   dense     (seed)               the dense network, level 0
 #   rewind    (seed, k)            theta_k for a rewind point k > 0 (the dense run replayed to k)
-#   level     (seed, level, chain) prune the chain's previous level, train the chain's variants
-#   transfer  (seed, target)       the ticket's transfer runs on one target dataset
-# A level or transfer job's marker is named by the id of the runs it holds: adding a variant or a
-# transfer level makes a new job (which trains only the runs not finished yet); removing one is
+#   level     (level, chain)       every seed: prune the chain's previous level, train its head
+#   controls  (levels, chain)      every seed: the chain's other variants at a few levels
+#   transfer  (target)             every seed: the ticket's transfer runs on one target dataset
+# A level, controls or transfer job's marker is named by the id of the runs it holds: adding a seed,
+# variant or level makes a new job (which trains only the runs not finished yet); removing one is
 # covered by the earlier marker (Plan.done), so nothing runs.
-# Level L of a chain and seed waits only on level L-1 of the same chain and seed. Training jobs
+# Level L of a chain waits only on level L-1 of the chain, never on the controls. Training jobs
 # ask for a GPU (`gpu` resource) so a cluster profile can place them; locally they use one when
 # visible and the CPU otherwise. Command lines carry only wildcards (names and numbers that the
 # constraints in common.smk admit) and quoted paths.
@@ -39,7 +40,7 @@ rule dense:
         **TRAIN_RESOURCES,
     params:
         root=experiment_root,
-        key="",
+        key=lambda wc: f"--seed {int(wc.seed)}",
     shell:
         job_command("dense")
 
@@ -56,7 +57,7 @@ rule rewind:
         **TRAIN_RESOURCES,
     params:
         root=experiment_root,
-        key=lambda wc: f"--k {int(wc.k)}",
+        key=lambda wc: f"--seed {int(wc.seed)} --k {int(wc.k)}",
     shell:
         job_command("rewind")
 
@@ -76,6 +77,23 @@ rule level:
         key=lambda wc: f"--level {int(wc.level)} --chain {wc.chain} --runs {wc.runs}",
     shell:
         job_command("level")
+
+
+rule controls:
+    input:
+        unpack(job_inputs("controls")),
+    output:
+        *PATTERNS["controls"],
+    log:
+        PATTERNS["controls_log"],
+    threads: config["threads"]
+    resources:
+        **TRAIN_RESOURCES,
+    params:
+        root=experiment_root,
+        key=lambda wc: f"--level {int(wc.level)} --to {int(wc.to)} --chain {wc.chain} --runs {wc.runs}",
+    shell:
+        job_command("controls")
 
 
 rule transfer:
@@ -108,6 +126,6 @@ rule probe:
         **TRAIN_RESOURCES,
     params:
         root=experiment_root,
-        key=lambda wc: f"--level {int(wc.level)} --chain {wc.chain} --k {int(wc.k)}",
+        key=lambda wc: f"--seed {int(wc.seed)} --level {int(wc.level)} --chain {wc.chain} --k {int(wc.k)}",
     shell:
         job_command("probe")

@@ -74,7 +74,7 @@ def runs(job: Job) -> list[RunKey]:
 def inputs(plan, job: Job) -> list:
     """theta_0 (the dense job's) and the IMP ticket of the level, whose density the search uses."""
     return [plan.layout.metrics(RunKey(job.seed, 0, DENSE)),
-            plan.done(plan.with_runs(Job("level", job.seed, job.level, "ticket")))]
+            plan.level_done(job.level, "ticket")]
 
 
 def search_file(plan, job: Job):

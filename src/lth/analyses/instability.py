@@ -63,7 +63,7 @@ def inputs(plan, job: Job) -> list:
     L = plan.layout
     out = [L.metrics(RunKey(job.seed, 0, DENSE)), L.rewind(job.seed, job.k)]
     if job.level:
-        out.append(plan.done(plan.with_runs(Job("level", job.seed, job.level, "ticket"))))
+        out.append(plan.level_done(job.level, "ticket"))
     return list(dict.fromkeys(out))
 
 
