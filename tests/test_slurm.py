@@ -26,11 +26,12 @@ from lth.plan import Job, plan_of
 ROOT = Path(__file__).resolve().parents[1]
 PROFILE = ROOT / "profiles" / "slurm"
 VENV_PATH = f"{Path(sys.executable).parent}:{os.environ['PATH']}"  # jobs inherit PATH (sbatch --export=ALL)
-# the tiny experiment of test_workflow.py with one level: 5 cluster jobs, 3 deep
+# the tiny experiment of test_workflow.py with one level: 5 cluster jobs (fetch, 2 dense, level, controls), 4 deep
 SMALL = {**TINY, "pruning": {**TINY["pruning"], "levels": 1}, "variants": ["ticket", "reinit", "random_prune"]}
 # Overrides for the test cluster: its node has no GPU, it keeps no accounting database (the plugin
 # must poll squeue, not sacct), and its jobs take seconds (poll soon instead of after 40 s).
-CPU_ONLY_TEST_CLUSTER = ["--set-resources", "dense:gpu=0", "level:gpu=0", "--slurm-status-command", "squeue",
+CPU_ONLY_TEST_CLUSTER = ["--set-resources", "dense:gpu=0", "level:gpu=0", "controls:gpu=0", "--slurm-status-command",
+                         "squeue",
                          "--slurm-init-seconds-before-status-checks", "5"]
 
 
@@ -80,12 +81,12 @@ def sbatch_calls(log):
 @pytest.mark.slow
 def test_sbatch_asks_for_a_gpu_for_training_jobs_only(tmp_path):
     workdir = tmp_path / "work"
-    # `b`'s dataset is missing, so its fetch is submitted; seed 0 of `a` is trained locally first,
-    # so that its level job is ready to submit too
+    # `b`'s dataset is missing, so its fetch is submitted; the dense runs of `a` are trained locally
+    # first, so that its level job (of every seed) is ready to submit too; `c`'s dense run is submitted
     digits = {**SMALL, "dataset": {"name": "digits"}, "model": {"name": "lenet_300_100"}}
-    write_config(workdir, {"a": SMALL, "b": digits})
-    dense = plan_of("a", SMALL, "results/a").outputs(Job("dense", 0))[0]
-    local = snakemake(workdir, [dense], "--cores", "2")
+    write_config(workdir, {"a": SMALL, "b": digits, "c": {**SMALL, "seeds": [0]}})
+    dense = [plan_of("a", SMALL, "results/a").outputs(Job("dense", seed))[0] for seed in SMALL["seeds"]]
+    local = snakemake(workdir, dense, "--cores", "2")
     assert local.returncode == 0, local.stderr[-3000:]
 
     bin_dir = tmp_path / "fake-slurm"
@@ -96,7 +97,7 @@ def test_sbatch_asks_for_a_gpu_for_training_jobs_only(tmp_path):
         (bin_dir / name).symlink_to("fake-slurm")
     # site settings for one rule (GPU model, partition), as a site sets them in the profile;
     # status checks start after 1 s instead of 40 (a refused submission is handled at a check)
-    run = snakemake(workdir, ["results/a/summary.csv", "results/b/summary.csv"], "--profile", PROFILE,
+    run = snakemake(workdir, [f"results/{x}/summary.csv" for x in "abc"], "--profile", PROFILE,
                     "--set-resources", "level:gpu_model=a100", "level:slurm_partition=gpu",
                     "--slurm-init-seconds-before-status-checks", "1",
                     timeout=120, PATH=f"{bin_dir}:{VENV_PATH}", SBATCH_LOG=str(tmp_path / "sbatch.log"))
@@ -232,7 +233,7 @@ def test_tiny_workflow_on_a_slurm_cluster_equals_a_local_run(slurm_cluster, tmp_
         log = run.stdout + run.stderr
         assert run.returncode == 0, log[-6000:]
         submitted = re.findall(r"submitted with SLURM jobid \d+ \(log: \S*/rule_(\w+)/", log)
-        assert sorted(submitted) == ["dense"] * 2 + ["fetch"] + ["level"] * 2, log[-6000:]
+        assert sorted(submitted) == ["controls"] + ["dense"] * 2 + ["fetch"] + ["level"], log[-6000:]
         assert local_run.result().returncode == 0, local_run.result().stderr[-3000:]
     on_cluster, here = read_rows(cluster / target), read_rows(local / target)
     assert len(on_cluster) == len(here) == 2 * (1 + 3)

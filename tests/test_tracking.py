@@ -317,6 +317,6 @@ def test_the_mlflow_ui_shows_the_runs_grouped_by_seed_in_its_training_view(tmp_p
     assert f"/experiments/{exp_id}/runs" in url and "workflowType=machine_learning" in url
     assert "Run Name" in text and "Duration" in text and "Model registry" in text
     assert "Token Usage" not in text and "Observability" not in text
-    # each seed's parent row, then its five training runs in the order they trained
-    order = ["dense", "level01-ticket", "level01-random_prune", "level02-ticket", "level02-random_prune"]
+    # each seed's parent row, then its five training runs in the order they trained (the chain, then its controls)
+    order = ["dense", "level01-ticket", "level02-ticket", "level01-random_prune", "level02-random_prune"]
     assert shown == ["seed0", *order, "seed1", *order], shown

@@ -124,12 +124,31 @@ def test_changing_pruning_rates_reuses_the_dense_runs(tmp_path):
     config = write_config(tmp_path, {"tiny": changed})
     plan = snakemake(tmp_path, "-n", "--configfile", config)
     assert plan.returncode == 0, plan.stderr
-    assert "dense" not in planned_jobs(plan) and planned_jobs(plan)["level"] == 2, plan.stdout
+    assert "dense" not in planned_jobs(plan) and planned_jobs(plan)["level"] == 1, plan.stdout  # both seeds
     assert snakemake(tmp_path, "--configfile", config).returncode == 0
     assert {p: p.stat().st_mtime_ns for p in results.glob("dense-*/seed*/*")} == dense  # not retrained
     assert len(list(results.glob("imp-*"))) == 2  # the runs of the old rates are kept beside the new ones
     rows = list(csv.DictReader((results / "summary.csv").open()))
     assert len(rows) == 2 * 2 and 0.65 < float(rows[1]["weights_remaining"]) < 0.75  # the new rates: 30% pruned
+
+
+@pytest.mark.slow
+def test_a_seed_added_later_trains_only_its_runs(tmp_path):
+    one = {**TINY, "variants": ["ticket", "reinit"], "seeds": [0], "pruning": {**TINY["pruning"], "levels": 2}}
+    assert snakemake(tmp_path, "--configfile", write_config(tmp_path, {"tiny": one})).returncode == 0
+    results = tmp_path / "results" / "tiny"
+    finished = {p: p.stat().st_mtime_ns for p in results.glob("*/seed0/**/*") if p.is_file()}
+    assert len([p for p in finished if p.name == "metrics.json"]) == 1 + 2 * 2
+    config = write_config(tmp_path, {"tiny": {**one, "seeds": [0, 1]}})
+    plan = snakemake(tmp_path, "-n", "--configfile", config)
+    assert plan.returncode == 0, plan.stderr
+    jobs = planned_jobs(plan)
+    assert (jobs["dense"], jobs["level"], jobs["controls"]) == (1, 2, 1), plan.stdout  # new jobs hold both seeds
+    assert snakemake(tmp_path, "--configfile", config).returncode == 0
+    assert {p: p.stat().st_mtime_ns for p in finished} == finished  # seed 0: nothing deleted or retrained
+    rows = list(csv.DictReader((results / "summary.csv").open()))
+    assert sorted((r["seed"], r["level"], r["variant"]) for r in rows if r["seed"] == "1") == sorted(
+        [("1", "0", "dense")] + [("1", str(level), v) for level in (1, 2) for v in ("ticket", "reinit")])
 
 
 def test_results_of_the_earlier_layout_are_refused_before_any_job(tmp_path):

@@ -13,7 +13,7 @@ from test_workflow import TINY, planned_jobs, snakemake, write_config
 from lth.layout import RunKey
 from lth.plan import plan_of
 
-TRAINING = {"dense", "rewind", "level", "transfer"}
+TRAINING = {"dense", "rewind", "level", "controls", "transfer"}
 TARGET = {"t43": {"dataset": {"name": "mnist1d", "options": {"seed": 43}}}}
 
 
@@ -37,9 +37,10 @@ def test_growing_an_experiment_plans_only_the_new_jobs_and_shrinking_it_none(tmp
     base = small(variants=["ticket", "reinit"])
     assert snakemake(tmp_path, "--configfile", write_config(tmp_path, {"x": base})).returncode == 0
     grown = {
-        "a level": (small(variants=["ticket", "reinit"], pruning={**base["pruning"], "levels": 2}), {"level": 1}),
-        "a seed": ({**base, "seeds": [0, 1]}, {"dense": 1, "level": 1}),
-        "a variant": ({**base, "variants": ["ticket", "reinit", "random_prune"]}, {"level": 1}),
+        "a level": (small(variants=["ticket", "reinit"], pruning={**base["pruning"], "levels": 2}),
+                    {"level": 1, "controls": 1}),
+        "a seed": ({**base, "seeds": [0, 1]}, {"dense": 1, "level": 1, "controls": 1}),
+        "a variant": ({**base, "variants": ["ticket", "reinit", "random_prune"]}, {"controls": 1}),
         "a target": ({**base, "transfer": {"targets": TARGET}}, {"transfer": 1}),
     }
     for what, (exp, expected) in grown.items():

@@ -200,10 +200,10 @@ def log_run(client, exp_id: str, plan, key) -> str:
     metrics += [Metric(f"final.{k}", float(v), end, 0) for k, v in record["summary"].items()
                 if isinstance(v, (int, float)) and v is not None]
     items = [Param(k, v) for k, v in sorted(params.items())]
-    for i in range(0, len(items), 100):
-        client.log_batch(run_id, params=items[i : i + 100])
-    for i in range(0, len(metrics), 1000):
-        client.log_batch(run_id, metrics=metrics[i : i + 1000])
+    while items or metrics:  # MLflow takes at most 100 params and 1,000 entities in all per batch
+        batch, items = items[:100], items[100:]
+        more, metrics = metrics[: 1000 - len(batch)], metrics[1000 - len(batch) :]
+        client.log_batch(run_id, metrics=more, params=batch)
     for path in (plan.layout.mask(key), plan.layout.metrics(key)):
         client.log_artifact(run_id, str(path))
     client.set_terminated(run_id, "FINISHED", end_time=end)

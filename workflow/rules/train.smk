@@ -9,9 +9,10 @@
 # A level, controls or transfer job's marker is named by the id of the runs it holds: adding a seed,
 # variant or level makes a new job (which trains only the runs not finished yet); removing one is
 # covered by the earlier marker (Plan.done), so nothing runs.
-# Level L of a chain waits only on level L-1 of the chain, never on the controls. Training jobs
-# ask for a GPU (`gpu` resource) so a cluster profile can place them; locally they use one when
-# visible and the CPU otherwise. Command lines carry only wildcards (names and numbers that the
+# Level L of a chain waits only on level L-1 of the chain, never on the controls; the chain's jobs
+# (dense, rewind, level) go first when jobs wait for a core (priority): the rest wait on them.
+# Training jobs ask for a GPU (`gpu` resource) so a cluster profile can place them; locally they
+# use one when visible and the CPU otherwise. Command lines carry only wildcards (names and numbers that the
 # constraints in common.smk admit) and quoted paths.
 
 
@@ -36,6 +37,7 @@ rule dense:
     log:
         PATTERNS["dense_log"],
     threads: config["threads"]
+    priority: 1
     resources:
         **TRAIN_RESOURCES,
     params:
@@ -53,6 +55,7 @@ rule rewind:
     log:
         PATTERNS["rewind_log"],
     threads: config["threads"]
+    priority: 1
     resources:
         **TRAIN_RESOURCES,
     params:
@@ -70,6 +73,7 @@ rule level:
     log:
         PATTERNS["level_log"],
     threads: config["threads"]
+    priority: 1
     resources:
         **TRAIN_RESOURCES,
     params:
