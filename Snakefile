@@ -2,7 +2,7 @@
 # `--configfile config/presets/<paper>.yaml` runs a paper preset instead.
 #
 #   fetch -> settings -> dense (level 0) [-> rewind (theta_k)] -> level L of each mask chain
-#   (prune + its variants) -> transfer -> summary -> report, track
+#   (prune + its head) [-> controls of a block of levels] -> transfer -> summary -> report, track
 #
 # The Snakemake workflow catalog puts this file at workflow/Snakefile; lth keeps it at the top, where
 # `snakemake` finds it first (a top-level file that only includes another would lose its default

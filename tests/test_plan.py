@@ -1,6 +1,7 @@
 """The plan: the runs and jobs of an experiment, what each reads, fingerprinted stage folders."""
 
 import json
+from dataclasses import replace
 
 import pytest
 from conftest import tiny
@@ -103,6 +104,22 @@ def test_settings_json_round_trip_and_stale_or_unplanned_jobs_are_refused(tmp_pa
         again.settings.training.lr = 1.0  # immutable
 
 
+def test_a_job_named_by_an_earlier_marker_runs_when_snakemake_deleted_it_and_is_refused_otherwise(tmp_path):
+    p = plan({"seeds": [0, 1]}, root=tmp_path / "x")
+    p.write()
+    level = p.job("level", level=1, chain="ticket")
+    # a marker of both seeds and another, deleted by Snakemake before it reruns that job: taken
+    assert p.job("level", level=1, chain="ticket", runs="0badc0de").runs == "0badc0de"
+    other = p.outputs(replace(level, runs="0badc0de"))[0]
+    other.parent.mkdir(parents=True)
+    other.write_text(json.dumps({"seed 0 level 1 ticket": "elsewhere"}))  # exists, but does not hold its runs
+    with pytest.raises(LTHError, match="holds runs"):
+        p.job("level", level=1, chain="ticket", runs="0badc0de")
+    covering = {str(k): str(p.layout.metrics(k).relative_to(p.layout.root)) for k in p.job_runs(level)}
+    other.write_text(json.dumps({**covering, "seed 2 level 1 ticket": "more"}))  # an earlier job that held more
+    assert p.done(level) == other and p.job("level", level=1, chain="ticket", runs="0badc0de").runs == "0badc0de"
+
+
 def test_a_results_folder_of_the_earlier_layout_is_refused_with_what_to_do(tmp_path):
     (tmp_path / "x").mkdir()
     (tmp_path / "x" / "settings.json").write_text(json.dumps({"fingerprint": "abc", "settings": {}, "targets": {}}))
@@ -127,3 +144,15 @@ def test_snakemake_patterns_are_the_layout_of_the_outputs():
         assert str(real.outputs(job)[0]) == p[job.stage][0].format(**wildcards)
         assert p[f"{job.stage}_log"].format(**wildcards) == str(real.layout.log(f"{job.name}-imp-"
                                                                                 f"{real.fingerprint(job)}"))
+
+
+def test_an_earlier_controls_job_of_more_levels_covers_a_shorter_block(tmp_path):
+    four = plan({"variants": ["ticket", "reinit"], "pruning": {"levels": 4}}, root=tmp_path / "x")
+    (block,) = [j for j in four.jobs() if j.stage == "controls"]
+    marker = four.outputs(block)[0]
+    marker.parent.mkdir(parents=True)
+    marker.write_text(json.dumps({str(k): str(four.layout.metrics(k).relative_to(four.layout.root))
+                                  for k in four.job_runs(block)}))
+    three = plan({"variants": ["ticket", "reinit"], "pruning": {"levels": 3}}, root=tmp_path / "x")
+    (shorter,) = [j for j in three.jobs() if j.stage == "controls"]
+    assert (shorter.level, shorter.to) == (1, 3) and three.done(shorter) == marker  # nothing to run

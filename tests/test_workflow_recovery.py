@@ -57,6 +57,24 @@ def test_growing_an_experiment_plans_only_the_new_jobs_and_shrinking_it_none(tmp
 
 
 @pytest.mark.slow
+def test_removing_a_seed_trains_nothing_and_keeps_its_runs(tmp_path):
+    both = small(variants=["ticket", "reinit"], seeds=[0, 1], rewind_iteration=20,
+                 pruning={**TINY["pruning"], "levels": 2})
+    assert snakemake(tmp_path, "--configfile", write_config(tmp_path, {"x": both})).returncode == 0
+    results = tmp_path / "results" / "x"
+    stamp = {p: p.stat().st_mtime_ns for p in results.rglob("metrics.json")}
+    one = write_config(tmp_path, {"x": {**both, "seeds": [0]}})
+    # the jobs of both seeds cover those of seed 0; their set of inputs changed, so Snakemake reruns
+    # them (at the first or second run): they train nothing and write their markers again
+    runs = [snakemake(tmp_path, "--configfile", one) for _ in range(3)]
+    for run in runs:
+        assert run.returncode == 0, run.stdout + run.stderr
+    assert "Nothing to be done" in runs[-1].stdout + runs[-1].stderr
+    assert {p: p.stat().st_mtime_ns for p in stamp} == stamp  # nothing retrained, seed 1's runs kept
+    assert {r["seed"] for r in rows(results / "summary.csv")} == {"0"}
+
+
+@pytest.mark.slow
 def test_no_config_string_reaches_a_shell(tmp_path):
     marks = [tmp_path / f"pwned{i}" for i in range(4)]
     hostile = {"data_dir": f"d$(touch {marks[0]})", "results_dir": f"r`touch {marks[1]}`;touch {marks[2]}",

@@ -109,7 +109,9 @@ def cmd_prune(args) -> None:
 
     plan, ctx = _by_hand(args)
     for chain in args.chain or ["ticket"]:
-        plan.holding(RunKey(args.seed, args.level, chain))  # refused unless the settings plan it
+        job = plan.holding(RunKey(args.seed, args.level, chain))  # refused unless the settings plan it
+        if job.stage != "level" or job.chain != chain:
+            raise LTHError(f"{chain} is not a mask chain of level {args.level} (a control trains on its chain's mask)")
         mask = ctx.prune(args.seed, args.level, chain)
         print(f"seed {args.seed} level {args.level} {chain}: weights remaining {density(mask):.4f}")
 
@@ -128,7 +130,7 @@ def cmd_job(args) -> None:
     import contextlib
     import time
 
-    from lth.plan import Plan
+    from lth.plan import GROUPED, Plan
 
     started = time.perf_counter()
     with contextlib.ExitStack() as stack:
@@ -139,6 +141,8 @@ def cmd_job(args) -> None:
             stack.enter_context(contextlib.redirect_stderr(log))
         try:
             plan = Plan.from_results(args.results)
+            if args.stage in GROUPED and args.seed is not None:
+                raise LTHError(f"a {args.stage} job trains every seed of the experiment: it takes no --seed")
             job = plan.job(args.stage, args.seed, args.level, args.chain, args.target, args.k,
                            fingerprint=args.fingerprint, runs=args.runs, to=args.to)
             records = _context(plan, args).run(job)

@@ -5,7 +5,8 @@
     <root>/dense-<fp>/seed<S>/                    the dense run (level 0)
         init.safetensors, rewind<K>.safetensors   theta_0, and theta_k for a rewind point K > 0
     <root>/imp-<fp>/seed<S>/level<LL>/<variant>/  a run of level LL >= 1
-    <root>/imp-<fp>/jobs/<job>.json               marks a finished level or controls job (all seeds)
+    <root>/<kind>-<fp>/jobs/<job>.json            marks a finished level or controls job (all seeds;
+                                                  <kind>: imp or oneshot)
     <root>/oneshot-<fp>/seed<S>/level<D>/<variant>-<mfp>/   a one-shot run at density D/10,000
                                                   (lth.sweep), <mfp> its method's fingerprint
     <root>/transfer-<T>-<fp>/seed<S>/level<LL>/<variant>/   a level-LL ticket trained on target T

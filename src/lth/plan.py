@@ -223,7 +223,8 @@ class Plan:
 
     # --- jobs -----------------------------------------------------------------------------------
     def jobs(self) -> list[Job]:
-        """Every job, per seed in table order (computed once: the settings are immutable)."""
+        """Every job: each seed's dense (and rewind) job, then the level, controls and transfer jobs of
+        every seed (computed once: the settings are immutable)."""
         if "_jobs" not in self.__dict__:
             self._jobs = self._plan_jobs()
         return self._jobs
@@ -250,21 +251,22 @@ class Plan:
         return [j for j in self._probes if analysis is None or j.chain == analysis or j.stage == "rewind"]
 
     def with_runs(self, job: Job) -> Job:
-        """The job with the id of the runs it holds: a level or transfer job whose runs change
-        (a variant or transfer level added) is a new job, and its finished runs are kept."""
+        """The job with the id of the runs it holds: a level, controls or transfer job whose runs change
+        (a seed, variant or level added) is a new job, and its finished runs are kept."""
         if job.stage not in GROUPED:
             return job
         rel = sorted(str(self.layout.run_dir(k).relative_to(self.layout.root)) for k in self.job_runs(job))
         return replace(job, runs=hashlib.sha256("\n".join(rel).encode()).hexdigest()[:8])
 
     def done(self, job: Job) -> Path:
-        """The marker that says `job`'s runs are finished: its own, or that of an earlier job that held
-        them all and more (runs were removed from the config since: nothing to run again)."""
+        """The marker that says `job`'s runs are finished: its own, or that of an earlier job of the same
+        stage, chain and first level that held them all and more (runs were removed from the config
+        since, e.g. a seed or the last levels of a controls block: nothing to run again)."""
         own = self.outputs(job)[0]
         if own.exists() or job.stage not in GROUPED:
             return own
         needed = {str(self.layout.metrics(k).relative_to(self.layout.root)) for k in self.job_runs(job)}
-        for marker in sorted(own.parent.glob(own.name.replace(job.runs, "*"))):
+        for marker in sorted(own.parent.glob(replace(job, runs="*", to="*").name + ".json")):
             try:
                 if needed <= set(read_json(marker).values()):
                     return marker
@@ -276,7 +278,8 @@ class Plan:
             k: int = 0, fingerprint: str | None = None, runs: str = "", to: int = 0) -> Job:
         """The planned job with this key (a GROUPED stage's holds every seed; `seed`, if given, is one of
         them); LTHError if the plan has none (or other settings' fingerprint). `runs` may name an earlier
-        job's marker that covers this job's runs (see `done`)."""
+        job's marker that covers this job's runs (see `done`), or one that Snakemake deleted to rerun
+        that job (its inputs changed): the job then writes that marker again, for the runs it holds now."""
         if seed is not None and int(seed) not in self.settings.seeds:
             raise LTHError(f"{self.experiment}: seed {seed} is not one of the plan's seeds {list(self.settings.seeds)}")
         if seed is None and stage not in GROUPED:
@@ -286,7 +289,8 @@ class Plan:
         if job not in self.jobs() and job not in self.probes():
             raise LTHError(f"{self.experiment}: no job '{job}' in the plan of {self.layout.settings}")
         if runs and runs != job.runs:
-            if self.done(job) != self.outputs(replace(job, runs=runs))[0]:
+            named = self.outputs(replace(job, runs=runs))[0]
+            if named.exists() and self.done(job) != named:
                 raise LTHError(f"{self.experiment}: job '{job}' holds runs {job.runs}, not {runs}")
             job = replace(job, runs=runs)
         stage_fp = self.fingerprint(job)

@@ -209,7 +209,20 @@ def commit_pinned_data(wildcards):
 
 # --- training rules (train.smk) --------------------------------------------------------------------
 
-TRAIN_RESOURCES = dict(mem_mb=4000, runtime=lambda wc, attempt: 120 * attempt, gpu=1)
+
+def train_runtime(stage):
+    """Minutes a training job asks a cluster for: 20 per run it holds, at least 120; doubled on a retry.
+    A site with other speeds sets `runtime` per rule (README, "Running on a SLURM cluster").
+    """
+
+    def runtime(wildcards, attempt):
+        runs = len(PLANS[wildcards.exp].job_runs(planned_job(stage, wildcards)))
+        return attempt * max(120, 20 * runs)
+
+    return runtime
+
+
+TRAIN_RESOURCES = dict(mem_mb=4000, gpu=1)
 
 
 def job_command(stage):

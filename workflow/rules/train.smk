@@ -36,10 +36,11 @@ rule dense:
         *PATTERNS["dense"],
     log:
         PATTERNS["dense_log"],
-    threads: config["threads"]
     priority: 1
+    threads: config["threads"]
     resources:
         **TRAIN_RESOURCES,
+        runtime=train_runtime("dense"),
     params:
         root=experiment_root,
         key=lambda wc: f"--seed {int(wc.seed)}",
@@ -54,10 +55,11 @@ rule rewind:
         *PATTERNS["rewind"],
     log:
         PATTERNS["rewind_log"],
-    threads: config["threads"]
     priority: 1
+    threads: config["threads"]
     resources:
         **TRAIN_RESOURCES,
+        runtime=train_runtime("rewind"),
     params:
         root=experiment_root,
         key=lambda wc: f"--seed {int(wc.seed)} --k {int(wc.k)}",
@@ -72,10 +74,11 @@ rule level:
         *PATTERNS["level"],
     log:
         PATTERNS["level_log"],
-    threads: config["threads"]
     priority: 1
+    threads: config["threads"]
     resources:
         **TRAIN_RESOURCES,
+        runtime=train_runtime("level"),
     params:
         root=experiment_root,
         key=lambda wc: f"--level {int(wc.level)} --chain {wc.chain} --runs {wc.runs}",
@@ -93,6 +96,7 @@ rule controls:
     threads: config["threads"]
     resources:
         **TRAIN_RESOURCES,
+        runtime=train_runtime("controls"),
     params:
         root=experiment_root,
         key=lambda wc: f"--level {int(wc.level)} --to {int(wc.to)} --chain {wc.chain} --runs {wc.runs}",
@@ -110,6 +114,7 @@ rule transfer:
     threads: config["threads"]
     resources:
         **TRAIN_RESOURCES,
+        runtime=train_runtime("transfer"),
     params:
         root=experiment_root,
         key=lambda wc: f"--target {wc.target} --runs {wc.runs}",
@@ -128,6 +133,7 @@ rule probe:
     threads: config["threads"]
     resources:
         **TRAIN_RESOURCES,
+        runtime=train_runtime("probe"),
     params:
         root=experiment_root,
         key=lambda wc: f"--seed {int(wc.seed)} --level {int(wc.level)} --chain {wc.chain} --k {int(wc.k)}",
