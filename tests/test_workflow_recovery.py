@@ -104,7 +104,8 @@ def test_damaged_results_are_recomputed_exactly(tmp_path):
                                               layout.metrics(RunKey(0, 2, "ticket")), layout.init(0)]}
     assert subprocess.run(lth + ["--delete-damaged"], capture_output=True, cwd=tmp_path).returncode == 0
     jobs = plan_only(tmp_path, exp)
-    assert {k: v for k, v in jobs.items() if k in TRAINING} == {"level": 2}, jobs  # level 1, and level 2 after it
+    # level 1, then level 2 and the controls after it (they retrain nothing: `kept` below)
+    assert {k: v for k, v in jobs.items() if k in TRAINING} == {"level": 2, "controls": 1}, jobs
     assert snakemake(tmp_path, "--configfile", config).returncode == 0
     assert {p: p.stat().st_mtime_ns for p in kept} == kept  # only the damaged run was retrained
     assert rows(results / "summary.csv") == before
