@@ -134,7 +134,7 @@ def test_snakemake_patterns_are_the_layout_of_the_outputs():
     assert p["level"] == ["R/{exp}/{kind}-{fp}/jobs/level{level}-{chain}-{runs}.json"]  # imp or oneshot
     assert p["controls"] == ["R/{exp}/{kind}-{fp}/jobs/controls{level}-{to}-{chain}-{runs}.json"]
     assert p["rewind"] == ["R/{exp}/dense-{fp}/seed{seed}/rewind{k}.safetensors"]
-    assert p["transfer"] == ["R/{exp}/transfer-{target}-{fp}/jobs/transfer-{target}-{runs}.json"]
+    assert p["transfer"] == ["R/{exp}/transfer-{target}-{fp}/jobs/transfer-{target}-level{level}-{runs}.json"]
     assert p["level_log"] == "R/{exp}/logs/level{level}-{chain}-{runs}-{kind}-{fp}.log"
     assert p["probe"] == ["R/{exp}/{chain}-{fp}/seed{seed}/level{level}-k{k}.json"]  # chain: the analysis
     real = plan({"variants": ["ticket", "reinit"]}, root="R/x")

@@ -9,7 +9,6 @@ from lth import artifacts, masks, settings
 from lth.errors import LTHError
 from lth.layout import RunKey
 from lth.models import build_model, output_layer_name
-from lth.plan import Job
 from lth.settings import check_adaptable
 from lth.start import start_state
 from lth.transfer import adapt_inputs, load_source_weights, target_mask
@@ -92,11 +91,15 @@ def test_transferred_ticket_starts_from_the_source_mask_and_rewound_weights(sour
     assert masks.density(mask) == 1.0
     assert all(torch.equal(model.state_dict()[n], v) for n, v in rewind.items())
 
-    records = {(r["level"], r["variant"]): r for r in ctx.run(Job("transfer", 0, target="draw43"))}
+    jobs = [j for j in ctx.plan.jobs() if j.stage == "transfer"]
+    assert [j.level for j in jobs] == [0, 1]  # the dense network's transfer, then level 1's: one job each
+    assert ctx.plan.inputs(jobs[0])["runs"] == [ctx.plan.layout.metrics(RunKey(0, 0, "dense"))] + (
+        [ctx.plan.layout.rewind(0, 20)])  # level 0 waits on no level job
+    records = {(r["level"], r["variant"]): r for job in jobs for r in ctx.run(job)}
     assert sorted(records) == [(0, "dense"), (1, "mask_transfer"), (1, "random_prune"), (1, "ticket_transfer")]
     assert {r["target"] for r in records.values()} == {"draw43"}
     assert records[1, "ticket_transfer"]["curves"][0]["iteration"] == 20  # same budget: k..T
-    assert ctx.plan.done(ctx.plan.job("transfer", 0, target="draw43")).exists()
+    assert all(ctx.plan.done(job).exists() for job in jobs)
 
 
 def test_a_target_that_cannot_be_adapted_is_refused_at_validation():

@@ -306,7 +306,7 @@ def parser() -> argparse.ArgumentParser:
                        description="Run one planned job of the experiment whose settings.json is in --results.")
     j.add_argument("stage", choices=list(STAGES))
     run_args(j, by_hand=False)
-    j.add_argument("--level", type=int, default=0, help="level jobs: the pruning level")
+    j.add_argument("--level", type=int, default=0, help="level, controls and transfer jobs: the pruning level")
     j.add_argument("--chain", default="", help="level jobs: the mask chain (kind oneshot: the method)")
     j.add_argument("--target", default="", help="transfer jobs: the transfer target")
     j.add_argument("--k", type=int, default=0, help="rewind point of a rewind job")

@@ -13,7 +13,8 @@ Jobs of the `imp` kind (iterative magnitude pruning):
                                   (the ticket), the runs the next level prunes
     controls  (levels, chain)     the chain's other variants (reinit, random_prune) of every seed at
                                   CONTROL_LEVELS consecutive levels: off the chain's critical path
-    transfer  (target)            every seed's transfer runs on one target dataset
+    transfer  (target, level)     every seed's transfer runs of one source level (0: the dense
+                                  network) on one target dataset: each waits only on its level
 The runs of a level, controls or transfer job train together (lth.batched, up to the workflow's
 `batching` in one step). Such a job's marker is named by the id of the runs it holds: a new seed,
 variant or level makes new jobs, which train only the runs not finished yet, and Snakemake, which
@@ -73,7 +74,7 @@ class Job:
         return {"dense": f"dense {seeds}", "rewind": f"theta_k {seeds} k={self.k}",
                 "level": f"{self.chain} chain level {self.level}, {seeds}",
                 "controls": f"{self.chain} chain controls levels {self.level}-{self.to}, {seeds}",
-                "transfer": f"transfer to {self.target}, {seeds}",
+                "transfer": f"transfer to {self.target} level {self.level}, {seeds}",
                 "probe": f"{self.chain} {seeds} level {self.level} k={self.k}"}[self.stage]
 
     @property
@@ -83,7 +84,7 @@ class Job:
         return {"dense": f"dense-seed{self.seeds[0]}", "rewind": f"rewind-seed{self.seeds[0]}-k{self.k}",
                 "level": f"level{level}-{self.chain}-{self.runs}",
                 "controls": f"controls{level}-{to}-{self.chain}-{self.runs}",
-                "transfer": f"transfer-{self.target}-{self.runs}",
+                "transfer": f"transfer-{self.target}-level{level}-{self.runs}",
                 "probe": f"probe-{self.chain}-seed{self.seeds[0]}-level{level}-k{self.k}"}[self.stage]
 
 
@@ -170,8 +171,8 @@ class Plan:
             return [RunKey(seed, level, v) for level in job.levels for seed in job.seeds
                     for v in self.controls(job.chain)]
         if job.stage == "transfer":
-            return [RunKey(seed, level, v, job.target) for seed in job.seeds for level in self.transfer_levels()
-                    for v in s.transfer.variants if (v == DENSE) == (level == 0)]
+            return [RunKey(seed, job.level, v, job.target) for seed in job.seeds
+                    for v in s.transfer.variants if (v == DENSE) == (job.level == 0)]
         return []
 
     def controls(self, chain: str) -> list[str]:
@@ -238,7 +239,7 @@ class Plan:
         out += [Job("level", seeds, level, chain) for level in range(1, top + 1) for chain in chains(s.variants)]
         out += [Job("controls", seeds, first, chain, to=min(first + CONTROL_LEVELS - 1, top))
                 for chain in chains(s.variants) if self.controls(chain) for first in range(1, top + 1, CONTROL_LEVELS)]
-        out += [Job("transfer", seeds, target=t) for t in s.transfer.targets]
+        out += [Job("transfer", seeds, level, target=t) for t in s.transfer.targets for level in self.transfer_levels()]
         return [self.with_runs(job) for job in out]
 
     def probes(self, analysis: str | None = None) -> list[Job]:
@@ -333,8 +334,8 @@ class Plan:
             return {"data": data, "runs": [self.level_done(level, job.chain) for level in job.levels]
                     + (theta_k if rewinds else [])}
         target = tensors_file(self.data_dir, s.transfer.targets[job.target].dataset)
-        tickets = [self.level_done(level, "ticket") for level in self.transfer_levels()[1:]]
         dense = [L.metrics(RunKey(seed, 0, DENSE)) for seed in job.seeds]
+        tickets = [self.level_done(job.level, "ticket")] if job.level else []
         return {"data": data + [target], "runs": [*dense, *theta_k, *tickets]}
 
     def level_done(self, level: int, chain: str) -> Path:

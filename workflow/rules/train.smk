@@ -5,15 +5,15 @@
 #   rewind    (seed, k)            theta_k for a rewind point k > 0 (the dense run replayed to k)
 #   level     (level, chain)       every seed: prune the chain's previous level, train its head
 #   controls  (levels, chain)      every seed: the chain's other variants at a few levels
-#   transfer  (target)             every seed: the ticket's transfer runs on one target dataset
+#   transfer  (target, level)      every seed: the level's transfer runs on one target dataset
 # A level, controls or transfer job's marker is named by the id of the runs it holds: adding a seed,
 # variant or level makes a new job (which trains only the runs not finished yet); removing one is
-# covered by the earlier marker (Plan.done), so nothing runs.
-# Level L of a chain waits only on level L-1 of the chain, never on the controls; the chain's jobs
-# (dense, rewind, level) go first when jobs wait for a core (priority): the rest wait on them.
-# Training jobs ask for a GPU (`gpu` resource) so a cluster profile can place them; locally they
-# use one when visible and the CPU otherwise. Command lines carry only wildcards (names and numbers that the
-# constraints in common.smk admit) and quoted paths.
+# covered by the earlier marker (Plan.done), so nothing trains.
+# Level L of a chain waits only on level L-1 of the chain, never on the controls. When jobs wait for
+# a core, the chain's (dense, rewind, level) go first, as the rest wait on them; then the controls,
+# the longest of the rest (priority). Training jobs ask for a GPU (`gpu` resource) so a cluster
+# profile can place them; locally they use one when visible and the CPU otherwise. Command lines
+# carry only wildcards (names and numbers that the constraints in common.smk admit) and quoted paths.
 
 
 rule settings:
@@ -36,7 +36,7 @@ rule dense:
         *PATTERNS["dense"],
     log:
         PATTERNS["dense_log"],
-    priority: 1
+    priority: 2
     threads: config["threads"]
     resources:
         **TRAIN_RESOURCES,
@@ -55,7 +55,7 @@ rule rewind:
         *PATTERNS["rewind"],
     log:
         PATTERNS["rewind_log"],
-    priority: 1
+    priority: 2
     threads: config["threads"]
     resources:
         **TRAIN_RESOURCES,
@@ -74,7 +74,7 @@ rule level:
         *PATTERNS["level"],
     log:
         PATTERNS["level_log"],
-    priority: 1
+    priority: 2
     threads: config["threads"]
     resources:
         **TRAIN_RESOURCES,
@@ -94,6 +94,7 @@ rule controls:
     log:
         PATTERNS["controls_log"],
     threads: config["threads"]
+    priority: 1
     resources:
         **TRAIN_RESOURCES,
         runtime=train_runtime("controls"),
@@ -117,7 +118,7 @@ rule transfer:
         runtime=train_runtime("transfer"),
     params:
         root=experiment_root,
-        key=lambda wc: f"--target {wc.target} --runs {wc.runs}",
+        key=lambda wc: f"--target {wc.target} --level {int(wc.level)} --runs {wc.runs}",
     shell:
         job_command("transfer")
 
