@@ -41,7 +41,7 @@ def test_growing_an_experiment_plans_only_the_new_jobs_and_shrinking_it_none(tmp
                     {"level": 1, "controls": 1}),
         "a seed": ({**base, "seeds": [0, 1]}, {"dense": 1, "level": 1, "controls": 1}),
         "a variant": ({**base, "variants": ["ticket", "reinit", "random_prune"]}, {"controls": 1}),
-        "a target": ({**base, "transfer": {"targets": TARGET}}, {"transfer": 1}),
+        "a target": ({**base, "transfer": {"targets": TARGET}}, {"transfer": 2}),  # the dense's and level 1's
     }
     for what, (exp, expected) in grown.items():
         jobs = plan_only(tmp_path, exp)

@@ -93,8 +93,8 @@ rule controls:
         *PATTERNS["controls"],
     log:
         PATTERNS["controls_log"],
-    threads: config["threads"]
     priority: 1
+    threads: config["threads"]
     resources:
         **TRAIN_RESOURCES,
         runtime=train_runtime("controls"),
