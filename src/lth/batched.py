@@ -612,8 +612,8 @@ def train_batched(models: Sequence[nn.Module], masks: Sequence[Mask], splits, tr
                        f"{len(keys)} keys: give one of each per member")
     if len(set(keys)) != n:
         raise LTHError(f"batched training: member keys are not unique: {keys}")
-    if unsupported(training):
-        raise LTHError(f"{unsupported(training)}: not supported by batched training; train these runs one at a time")
+    if setting := unsupported(training):
+        raise LTHError(f"{setting}: not supported by batched training; train these runs one at a time")
     for k, seg in enumerate(segments):
         if seg.stop < seg.start:
             raise LTHError(f"batched training: member {keys[k]}: segment stops ({seg.stop}) before it starts "

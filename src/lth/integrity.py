@@ -36,8 +36,7 @@ def damaged(plan: Plan) -> list[tuple[str, list[Path]]]:
             if path.exists() and (problem := _problem(artifacts.load_tensors, path)):
                 out.append((problem, [path]))
             continue
-        markers = (sorted(plan.outputs(job)[0].parent.glob(plan.outputs(job)[0].name.replace(job.runs, "*")))
-                   if job.stage in GROUPED else [])
+        markers = plan.markers(job) if job.stage in GROUPED else []
         for key in plan.job_runs(job):
             metrics = L.metrics(key)
             if not metrics.exists():

@@ -60,8 +60,9 @@ def tensors_file(data_dir, dataset) -> Path:
     return dataset_dir(data_dir, dataset["name"], dataset["options"] or None) / TENSORS_FILE
 
 
-def _level(level) -> str:
-    return level if isinstance(level, str) else f"{level:02d}"  # a str: a Snakemake wildcard
+def level_name(level) -> str:
+    """A level in file names: two digits at least (a str: a Snakemake wildcard, kept as it is)."""
+    return level if isinstance(level, str) else f"{level:02d}"
 
 
 @dataclass(frozen=True)
@@ -116,19 +117,23 @@ class Layout:
     def transfer_dir(self, target: str) -> Path:
         return self.root / f"transfer-{target}-{self.fingerprints[f'transfer:{target}']}"
 
+    def pruned_dir(self, target: str | None = None) -> Path:
+        """The folder of the pruned runs (imp-<fp>), or of a target's transfer runs, and of their jobs."""
+        return self.transfer_dir(target) if target else self.stage_dir("imp")
+
     def seed_dir(self, seed: int, target: str | None = None) -> Path:
         """Where a seed's pruned runs live: in imp-<fp>, or in the target's transfer folder."""
-        return (self.transfer_dir(target) if target else self.stage_dir("imp")) / f"seed{seed}"
+        return self.pruned_dir(target) / f"seed{seed}"
 
     def analysis_dir(self, name: str) -> Path:
         return self.root / f"{name}-{self.fingerprints[f'analysis:{name}']}"
 
     def run_dir(self, key: RunKey) -> Path:
         if key.analysis:
-            return self.analysis_dir(key.analysis) / f"seed{key.seed}" / f"level{_level(key.level)}" / key.variant
+            return self.analysis_dir(key.analysis) / f"seed{key.seed}" / f"level{level_name(key.level)}" / key.variant
         if key.level == 0 and not key.target:
             return self.stage_dir("dense") / f"seed{key.seed}"
-        return self.seed_dir(key.seed, key.target) / f"level{_level(key.level)}" / self.variant_dir(key.variant)
+        return self.seed_dir(key.seed, key.target) / f"level{level_name(key.level)}" / self.variant_dir(key.variant)
 
     def variant_dir(self, variant: str) -> str:
         """A variant's folder name: with its method's fingerprint when it has one (one-shot methods,
@@ -158,12 +163,12 @@ class Layout:
     def job_record(self, name: str, target: str | None = None) -> Path:
         """Written when a level, controls or transfer job (named `name`, which ends with the id of the
         runs it holds) is complete: which runs it holds. Beside the runs of every seed it trains."""
-        return (self.transfer_dir(target) if target else self.stage_dir("imp")) / "jobs" / f"{name}.json"
+        return self.pruned_dir(target) / "jobs" / f"{name}.json"
 
     def group_checkpoint(self, name: str, target: str | None = None) -> Path:
         """The resume checkpoint of runs trained together (lth.batched), named by their keys."""
-        return (self.transfer_dir(target) if target else self.stage_dir("imp")) / "groups" / f"{name}.pt"
+        return self.pruned_dir(target) / "groups" / f"{name}.pt"
 
     def analysis_record(self, name: str, seed: int, level: int, k: int) -> Path:
         """Written when an analysis job (name, seed, level, k) has trained its runs."""
-        return self.analysis_dir(name) / f"seed{seed}" / f"level{_level(level)}-k{k}.json"
+        return self.analysis_dir(name) / f"seed{seed}" / f"level{level_name(level)}-k{k}.json"

@@ -31,7 +31,7 @@ from typing import Any
 from lth import parts
 from lth.errors import LTHError
 from lth.files import read_json, write_json
-from lth.layout import Layout, RunKey, tensors_file
+from lth.layout import Layout, RunKey, level_name, tensors_file
 from lth.settings import Settings, fingerprints, resolve
 from lth.variants import DENSE, DENSE_RUN, SOURCE, TRANSFER, Variant, chains
 
@@ -80,7 +80,7 @@ class Job:
     @property
     def name(self) -> str:
         """A file name for the job (its log, its marker): the same for a Snakemake pattern and a real job."""
-        level, to = (x if isinstance(x, str) else f"{x:02d}" for x in (self.level, self.to))
+        level, to = level_name(self.level), level_name(self.to)
         return {"dense": f"dense-seed{self.seeds[0]}", "rewind": f"rewind-seed{self.seeds[0]}-k{self.k}",
                 "level": f"level{level}-{self.chain}-{self.runs}",
                 "controls": f"controls{level}-{to}-{self.chain}-{self.runs}",
@@ -267,13 +267,18 @@ class Plan:
         if own.exists() or job.stage not in GROUPED:
             return own
         needed = {str(self.layout.metrics(k).relative_to(self.layout.root)) for k in self.job_runs(job)}
-        for marker in sorted(own.parent.glob(replace(job, runs="*", to="*").name + ".json")):
+        for marker in self.markers(job):
             try:
                 if needed <= set(read_json(marker).values()):
                     return marker
             except (LTHError, AttributeError):
                 continue
         return own
+
+    def markers(self, job: Job) -> list[Path]:
+        """The markers of a GROUPED job and of the earlier jobs of its stage, chain (or target) and
+        first level, whatever runs they held: those that may cover it (`done`)."""
+        return sorted(self.outputs(job)[0].parent.glob(replace(job, runs="*", to="*").name + ".json"))
 
     def job(self, stage: str, seed: int | None = None, level: int = 0, chain: str = "", target: str = "",
             k: int = 0, fingerprint: str | None = None, runs: str = "", to: int = 0) -> Job:
@@ -325,7 +330,7 @@ class Plan:
 
             return {"data": data, "runs": module(job.chain).inputs(self, job)}
         rewinds = any(self.variant(k).weights == "rewind" for k in self.job_runs(job))
-        theta_k = [self.layout.rewind(seed, s.rewind_iteration) for seed in job.seeds] if s.rewind_iteration else []
+        theta_k = [L.rewind(seed, s.rewind_iteration) for seed in job.seeds] if s.rewind_iteration else []
         if job.stage == "level":
             previous = ([L.metrics(RunKey(seed, 0, DENSE)) for seed in job.seeds] if job.level == 1
                         else [self.level_done(job.level - 1, job.chain)])

@@ -210,19 +210,17 @@ def commit_pinned_data(wildcards):
 # --- training rules (train.smk) --------------------------------------------------------------------
 
 
-def train_runtime(stage):
-    """Minutes a training job asks a cluster for: 20 per run it holds, at least 120; doubled on a retry.
-    A site with other speeds sets `runtime` per rule (README, "Running on a SLURM cluster").
+def train_resources(stage):
+    """What a training job asks a cluster for: one GPU, 4 GB, and minutes of runtime: 20 per run it
+    holds, at least 120, doubled on a retry. A site with other speeds sets `runtime` per rule
+    (README, "Running on a SLURM cluster").
     """
 
     def runtime(wildcards, attempt):
         runs = len(PLANS[wildcards.exp].job_runs(planned_job(stage, wildcards)))
         return attempt * max(120, 20 * runs)
 
-    return runtime
-
-
-TRAIN_RESOURCES = dict(mem_mb=4000, gpu=1)
+    return dict(mem_mb=4000, gpu=1, runtime=runtime)
 
 
 def job_command(stage):

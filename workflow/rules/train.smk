@@ -39,8 +39,7 @@ rule dense:
     priority: 2
     threads: config["threads"]
     resources:
-        **TRAIN_RESOURCES,
-        runtime=train_runtime("dense"),
+        **train_resources("dense"),
     params:
         root=experiment_root,
         key=lambda wc: f"--seed {int(wc.seed)}",
@@ -58,8 +57,7 @@ rule rewind:
     priority: 2
     threads: config["threads"]
     resources:
-        **TRAIN_RESOURCES,
-        runtime=train_runtime("rewind"),
+        **train_resources("rewind"),
     params:
         root=experiment_root,
         key=lambda wc: f"--seed {int(wc.seed)} --k {int(wc.k)}",
@@ -77,8 +75,7 @@ rule level:
     priority: 2
     threads: config["threads"]
     resources:
-        **TRAIN_RESOURCES,
-        runtime=train_runtime("level"),
+        **train_resources("level"),
     params:
         root=experiment_root,
         key=lambda wc: f"--level {int(wc.level)} --chain {wc.chain} --runs {wc.runs}",
@@ -96,8 +93,7 @@ rule controls:
     priority: 1
     threads: config["threads"]
     resources:
-        **TRAIN_RESOURCES,
-        runtime=train_runtime("controls"),
+        **train_resources("controls"),
     params:
         root=experiment_root,
         key=lambda wc: f"--level {int(wc.level)} --to {int(wc.to)} --chain {wc.chain} --runs {wc.runs}",
@@ -114,8 +110,7 @@ rule transfer:
         PATTERNS["transfer_log"],
     threads: config["threads"]
     resources:
-        **TRAIN_RESOURCES,
-        runtime=train_runtime("transfer"),
+        **train_resources("transfer"),
     params:
         root=experiment_root,
         key=lambda wc: f"--target {wc.target} --level {int(wc.level)} --runs {wc.runs}",
@@ -133,8 +128,7 @@ rule probe:
         PATTERNS["probe_log"],
     threads: config["threads"]
     resources:
-        **TRAIN_RESOURCES,
-        runtime=train_runtime("probe"),
+        **train_resources("probe"),
     params:
         root=experiment_root,
         key=lambda wc: f"--seed {int(wc.seed)} --level {int(wc.level)} --chain {wc.chain} --k {int(wc.k)}",
