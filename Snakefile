@@ -7,7 +7,7 @@
 # The Snakemake workflow catalog puts this file at workflow/Snakefile; lth keeps it at the top, where
 # `snakemake` finds it first (a top-level file that only includes another would lose its default
 # target). Rules live in workflow/rules/ (one file per stage family; functions in common.smk). Which jobs
-# exist and what each reads is the plan's (lth.plan); the experiment logic lives in the `lth`
+# exist and what each reads is the plan's (lth.plan.imp); the experiment logic lives in the `lth`
 # package, which each rule calls through its command line.
 #
 # `snakemake --lint` findings left on purpose, with their reason:

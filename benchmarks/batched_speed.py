@@ -1,12 +1,13 @@
-"""Model-steps per second: M runs trained one at a time (`lth.training.train`) vs together (`lth.batched`).
+"""Model-steps per second: M runs trained one at a time (`lth.training.loop.train`) vs together
+(`lth.training.batched`).
 
     .venv/bin/python benchmarks/batched_speed.py [--device cpu|cuda] [--threads 1] [--members 1 4 16 64 256]
                                                  [--models mlp1d lenet_300_100 conv4 resnet20] [--budget S]
     .venv/bin/python benchmarks/batched_speed.py --kernels [--device cpu|cuda]
 
 For each model and group size M this trains M runs (their own seed, data order and random 50% mask)
-for the same number of steps, first one after another with `lth.training.train`, then as one group
-with `lth.batched.train_batched`, and prints model-steps/s (runs x steps / loop seconds) of both and
+for the same number of steps, first one after another with `lth.training.loop.train`, then as one group
+with `lth.training.batched.train_batched`, and prints model-steps/s (runs x steps / loop seconds) of both and
 their ratio. The loop seconds are `train`'s `train_seconds` (the steps plus one evaluation at the
 end, on validation and test sets of 256 examples: small next to the steps), summed over the runs, and
 for the group its training time. The number of steps shrinks as M grows so that each measurement
@@ -23,7 +24,7 @@ after each run, which is not timed, stays short.
 Settings: mlp1d (hidden 100) batch 100 Adam; lenet_300_100 batch 60 Adam; conv4 and resnet20 (width
 16) batch 128 SGD with momentum 0.9. On CUDA (--device cuda) every timed call is bracketed by
 torch.cuda.synchronize(), and the batched defaults there are grouped convolutions and BatchNorm,
-batched losses and whole-tensor optimiser steps (lth.batched).
+batched losses and whole-tensor optimiser steps (lth.training.batched).
 
 The projection: Frankle & Carbin 2019's LeNet figure (5 seeds x 20 pruning levels x 3 variants =
 300 runs of 50,000 iterations at batch 60 = 1.5e7 model-steps) at the best batched lenet_300_100
@@ -37,7 +38,7 @@ MALLOC_MMAP_THRESHOLD_=4294967296 MALLOC_TRIM_THRESHOLD_=4294967296 MALLOC_TOP_P
 lenet_300_100 at M = 64 train 26% faster here (595 -> 750 model-steps/s), resnet20 at M = 4 10%.
 
 --kernels: one forward+backward step (no optimiser) of M members, timed for each way of stacking
-the layers: sequential (M separate models), lth.batched's stacked layers with Conv2d / BatchNorm2d
+the layers: sequential (M separate models), lth.training.batched's stacked layers with Conv2d / BatchNorm2d
 "loop" or "grouped", and torch.func (stack_module_state + functional_call + vmap). Medians of
 --repeats alternating repeats. It is a benchmark, not a test: it always exits 0.
 """
@@ -54,12 +55,15 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from lth.batched import StackedModel, train_batched
-from lth.datasets import DATASETS, Splits, fetch, load_splits
-from lth.masks import full_mask
+from lth.core.parts import DATASETS
+from lth.data.fetch import fetch
+from lth.data.splits import Splits, load_splits
 from lth.models import build_model
-from lth.settings import resolve
-from lth.training import Segment, lr_at, train
+from lth.plan.settings import resolve
+from lth.pruning.masks import full_mask
+from lth.training.batched import StackedModel, train_batched
+from lth.training.loop import Segment, train
+from lth.training.schedule import lr_at
 
 FC_RUNS, FC_ITERATIONS = 300, 50_000  # Frankle & Carbin 2019, LeNet figure: 5 seeds x 20 levels x 3 variants
 

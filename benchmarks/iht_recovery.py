@@ -2,9 +2,9 @@
 
     .venv/bin/python benchmarks/iht_recovery.py [--seeds 5] [--densities 0.05 0.1 0.2 0.4] [--samples 200 500 1000]
 
-For each density, number of training samples and seed, `lth.planted.make_planted` draws a teacher
+For each density, number of training samples and seed, `lth.training.modes.planted.make_planted` draws a teacher
 (dim 20, hidden 10 by default: s = density * 200 nonzeros, Gaussian inputs, noiseless) and
-`lth.planted.fit_iht` recovers it with a budget of s weights, in two formulations of
+`lth.training.modes.planted.fit_iht` recovers it with a budget of s weights, in two formulations of
 Fridovich-Keil & Pilanci 2025 (arXiv:2509.20323):
 
 - convex:     their theorem's setting: fixed gates whose generators cover the planted activation
@@ -26,7 +26,7 @@ import time
 
 import torch
 
-from lth.planted import covering_generators, fit_iht, make_planted, recovery
+from lth.training.modes.planted import covering_generators, fit_iht, make_planted, recovery
 
 
 def run(formulation: str, density: float, samples: int, seed: int, args) -> dict:

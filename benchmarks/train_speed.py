@@ -4,7 +4,7 @@
 
 For mlp1d (MNIST-1D) and lenet_300_100 (MNIST-shaped data) this times N optimiser steps of
 
-- engine:   `lth.training.train` under a random 50%-pruned mask (data as tensors, one indexing op
+- engine:   `lth.training.loop.train` under a random 50%-pruned mask (data as tensors, one indexing op
             per batch, pruned weights re-zeroed by `MaskEnforcer` after each step);
 - baseline: the same model, mask and Adam trained the usual way: a per-example `TensorDataset`
             in a `DataLoader(shuffle=True, num_workers=0)`, the mask applied with
@@ -37,11 +37,13 @@ import torch.nn.functional as F
 from torch.nn.utils import prune
 from torch.utils.data import DataLoader, TensorDataset
 
-from lth import training as engine
-from lth.datasets import DATASETS, Splits, fetch, load_splits
-from lth.masks import full_mask
+from lth.core.parts import DATASETS
+from lth.data.fetch import fetch
+from lth.data.splits import Splits, load_splits
 from lth.models import build_model
-from lth.settings import resolve
+from lth.plan.settings import resolve
+from lth.pruning.masks import full_mask
+from lth.training import evaluation, loop, schedule
 
 SEED = 0
 GOAL = 2.0
@@ -86,18 +88,18 @@ def run_engine(case: dict, iterations: int) -> dict[str, float]:
                         "training": {**case["training"], "iterations": iterations,
                                      "eval_every": iterations}})["training"]
     model = build_model(case["model"], case["splits"].info.input_shape, 10, seed=SEED, **case["options"])
-    seg = engine.Segment(start=0, stop=iterations, lr=lambda t: engine.lr_at(training, t), data_seed=SEED,
+    seg = loop.Segment(start=0, stop=iterations, lr=lambda t: schedule.lr_at(training, t), data_seed=SEED,
                          label=f"bench {case['model']}")
     started = time.perf_counter()
-    result = engine.train(model, case["mask"], case["splits"], training, seg)
+    result = loop.train(model, case["mask"], case["splits"], training, seg)
     call = time.perf_counter() - started
-    loop = result["summary"]["train_seconds"]  # loop + the final val/test evaluation
+    loop_s = result["summary"]["train_seconds"]  # loop + the final val/test evaluation
     s = case["splits"]
     t0 = time.perf_counter()
     # what the loop's final evaluation does (val, then test)
-    engine.evaluate(model, s.x_val, s.y_val), engine.evaluate(model, s.x_test, s.y_test)
-    evaluation = time.perf_counter() - t0
-    return {"loop": loop, "eval": evaluation, "call": call}
+    evaluation.evaluate(model, s.x_val, s.y_val), evaluation.evaluate(model, s.x_test, s.y_test)
+    eval_s = time.perf_counter() - t0
+    return {"loop": loop_s, "eval": eval_s, "call": call}
 
 
 def run_baseline(case: dict, iterations: int, fused: bool = False) -> dict[str, float]:

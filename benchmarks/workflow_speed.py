@@ -8,11 +8,14 @@ Goals (issue 3): wall <= 10 min (5 ideal), wall / training-loop sum <= 1.5.
 
 With `--against REV`, the workflow of git revision REV (a clone of this repository checked out at
 REV, its `lth` package first on PYTHONPATH, this environment otherwise) runs too, alternating with
-this tree's `--repeats` times, in one invocation: the median walls and their ratio are printed, and
-whether the two trees' trained weights and masks are bitwise the same. (Issue 13's goal: this tree
-at least 2x faster than the commit before it, e.g. `--against 0304c96`.)
+this tree's `--repeats` times, in one invocation: the median walls and their ratio are printed,
+whether the two trees' trained weights and masks are bitwise the same, and whether their
+summary.csv and layer_density.csv tables are (every column but the seconds). `--configfile F`
+runs that config (a path inside the repository, the same in both trees) instead of the default,
+e.g. `.test/config/config.yaml`: every variant, a transfer target and a one-shot sweep.
 
     uv run python benchmarks/workflow_speed.py [--cores N] [--keep DIR] [--against REV] [--repeats N]
+                                               [--configfile F]
 """
 
 from __future__ import annotations
@@ -32,14 +35,15 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def run(tree: Path, work: Path, cores: str, src: Path | None = None) -> dict:
-    """One run of the default workflow of `tree` into `work`: wall time, runs, jobs, loop times."""
+def run(tree: Path, work: Path, cores: str, src: Path | None = None, configfile: str | None = None) -> dict:
+    """One run of the workflow of `tree` (its default config, or `configfile`) into `work`: wall time,
+    runs, jobs, loop times."""
     results, data = work / "results", work / "data"
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
-    if src:
-        env["PYTHONPATH"] = str(src)
-    cmd = ["snakemake", "--cores", cores, "--config", "paths_outside_project=True", f"results_dir={results}",
-           f"data_dir={data}", f"reports_dir={work / 'reports'}"]
+    env["PYTHONPATH"] = str(src or tree / "src")
+    cmd = ["snakemake", "--cores", cores, *(["--configfile", configfile] if configfile else []), "--config",
+           "paths_outside_project=True", f"results_dir={results}", f"data_dir={data}",
+           f"reports_dir={work / 'reports'}"]
     started = time.perf_counter()
     subprocess.run(cmd, cwd=tree, env=env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     wall = time.perf_counter() - started
@@ -56,12 +60,23 @@ def same_tensors(a: Path, b: Path) -> tuple[int, int]:
     return len(files), sum(not (b / f).exists() or not filecmp.cmp(a / f, b / f, shallow=False) for f in files)
 
 
+def same_tables(a: Path, b: Path) -> tuple[int, list[str]]:
+    """(tables compared, those that differ) between two results folders: every experiment's summary.csv
+    and layer_density.csv, every column but the seconds (wall and training times)."""
+    def rows(path: Path) -> list[dict]:
+        return [{k: v for k, v in r.items() if not k.endswith("seconds")} for r in csv.DictReader(path.open())]
+
+    files = sorted(p.relative_to(a) for name in ("summary.csv", "layer_density.csv") for p in a.glob(f"*/{name}"))
+    return len(files), [str(f) for f in files if not (b / f).exists() or rows(a / f) != rows(b / f)]
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--cores", default="all")
     ap.add_argument("--keep", help="folder to use and keep (default: a temporary one)")
     ap.add_argument("--against", metavar="REV", help="also run the workflow of git revision REV, alternating")
     ap.add_argument("--repeats", type=int, default=1, help="runs of each tree (fresh folders each time)")
+    ap.add_argument("--configfile", help="run this config (a path in the repository) instead of the default")
     args = ap.parse_args()
     work = Path(args.keep or tempfile.mkdtemp(prefix="lth-bench-"))
     trees = {"this tree": (ROOT, None)}
@@ -75,8 +90,9 @@ def main() -> None:
         for name, (tree, src) in trees.items():
             folder = work / f"{name.replace(' ', '_')}-{i}"
             shutil.rmtree(folder, ignore_errors=True)
-            measured[name].append(run(tree, folder, args.cores, src))
-    print(f"default workflow, {args.cores} cores, {args.repeats} run(s) of each tree, alternating")
+            measured[name].append(run(tree, folder, args.cores, src, args.configfile))
+    print(f"{args.configfile or 'default'} workflow, {args.cores} cores, {args.repeats} run(s) of each tree, "
+          "alternating")
     for name, ms in measured.items():
         wall, loops = statistics.median(m["wall"] for m in ms), statistics.median(m["loops"] for m in ms)
         print(f"{name}: {ms[0]['runs']} training runs in {ms[0]['jobs']} training jobs")
@@ -89,6 +105,9 @@ def main() -> None:
         print(f"speed-up of this tree over {args.against}: {theirs / ours:.2f}x (ratio of the median walls)")
         n, differ = same_tensors(measured[args.against][0]["results"], measured["this tree"][0]["results"])
         print(f"trained weights and masks: {n} files compared, {differ} differ")
+        n, differ = same_tables(measured[args.against][0]["results"], measured["this tree"][0]["results"])
+        print(f"summary and layer-density tables (all but the seconds): {n} compared, {len(differ)} differ"
+              + (f": {', '.join(differ)}" if differ else ""))
     if not args.keep:
         shutil.rmtree(work)
 

@@ -1,9 +1,12 @@
-"""Shared fixtures: a real MNIST-1D dataset generated once per session, and tiny settings."""
+"""Shared fixtures: a real MNIST-1D dataset generated once per session, tiny settings, and the
+independent reference of paired intervals."""
 
 import copy
 import json
 
+import numpy as np
 import pytest
+from scipy import stats
 
 TINY = {
     "dataset": {"name": "mnist1d", "val_size": 500},
@@ -16,7 +19,7 @@ TINY = {
 
 @pytest.fixture(scope="session")
 def data_dir(tmp_path_factory):
-    from lth.datasets import fetch
+    from lth.data.fetch import fetch
 
     root = tmp_path_factory.mktemp("data")
     fetch("mnist1d", root)
@@ -60,3 +63,12 @@ def context(tmp_path, data_dir):
         return Context(plan, torch.device("cpu"))
 
     return make
+
+
+def paired_interval(ticket: list[float], other: list[float]) -> tuple[float, float, float]:
+    """Mean and 95 % t-interval of the per-seed differences, computed here with scipy directly (the
+    independent reference of the report's intervals)."""
+    d = np.subtract(ticket, other)
+    if len(d) < 2:
+        return d.mean(), np.nan, np.nan
+    return (d.mean(), *stats.t.interval(0.95, len(d) - 1, loc=d.mean(), scale=stats.sem(d)))

@@ -1,6 +1,6 @@
 # Config validation and the plans of the experiments. Everything here runs when the workflow is
 # parsed, before any job starts (and imports no torch): a bad config stops the run naming the key
-# and the value. Each experiment's plan (lth.plan) says which jobs exist, what each reads and
+# and the value. Each experiment's plan (lth.plan.imp) says which jobs exist, what each reads and
 # writes; the rules below only ask it.
 
 import json
@@ -9,13 +9,14 @@ import shlex
 import sys
 from pathlib import Path
 
-from lth import pins
-from lth.errors import LTHError
-from lth.parts import ANALYSES, KINDS
-from lth.layout import TENSORS_FILE, tensors_file
+from lth.data import pins
+from lth.core.errors import LTHError
+from lth.core.parts import ANALYSES, EXPERIMENT_KINDS
+from lth.plan.layout import TENSORS_FILE, tensors_file
 from lth.plan import Plan, check_results_folder, plan_of
-from lth.config import load as load_config
-from lth.tracking import resolve_uri
+from lth.plan.job import patterns
+from lth.plan.config import load as load_config
+from lth.store.tracking import resolve_uri
 
 # The repository: this file is in workflow/rules/.
 PROJECT = Path(str(workflow.current_basedir)).parents[1].as_posix()
@@ -66,7 +67,7 @@ for _name, _settings in _SETTINGS.items():
         config_error(exc)
 EXPERIMENTS = list(PLANS)
 
-PATTERNS = Plan.patterns(f"{RESULTS}/{{exp}}")
+PATTERNS = patterns(f"{RESULTS}/{{exp}}")
 
 
 def settings_json(exp):
@@ -131,7 +132,7 @@ wildcard_constraints:
         )
     )
     or "^$",
-    kind="|".join(sorted(KINDS)),
+    kind="|".join(sorted(EXPERIMENT_KINDS)),
     target=r"[A-Za-z0-9][A-Za-z0-9_.-]*",
 
 

@@ -1,5 +1,5 @@
 # Stage 1: materialise a dataset (generate it offline, or through torchvision) and verify it against
-# the md5 that data.dvc pins (lth.pins): training never starts on other bytes than the pinned ones.
+# the md5 that data.dvc pins (lth.data.pins): training never starts on other bytes than the pinned ones.
 # A pinned file in the project's data folder also goes into the DVC cache (`dvc status` is clean).
 # Nothing is hashed at parse time: each training job checks the pinned files it reads.
 

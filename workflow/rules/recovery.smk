@@ -5,7 +5,7 @@
 
 import shutil
 
-from lth.summary import damaged_tables
+from lth.store.summary import damaged_tables
 
 for _name in EXPERIMENTS:
     for _path, _why in damaged_tables(PLANS[_name].layout.root):

@@ -1,4 +1,4 @@
-# MLflow tracking (lth.tracking): one MLflow experiment per config experiment, one run per
+# MLflow tracking (lth.store.tracking): one MLflow experiment per config experiment, one run per
 # training run. The `track` step logs every finished run the store does not hold yet, in one
 # process (importing mlflow costs 5-15 s here, more than most training jobs); with
 # `tracking.live: true` each training job also logs its runs as it finishes. The tracking URI

@@ -1,5 +1,5 @@
 # Stages 2-5, the training jobs. Which jobs exist, what each reads and what it writes is the
-# plan's (lth.plan); each rule runs one job with `lth job STAGE`, which reads the experiment's
+# plan's (lth.plan.imp); each rule runs one job with `lth job STAGE`, which reads the experiment's
 # settings.json and trains the job's runs in one process (together, up to `batching` in one step):
 #   dense     (seed)               the dense network, level 0
 #   rewind    (seed, k)            theta_k for a rewind point k > 0 (the dense run replayed to k)

@@ -1,15 +1,20 @@
-"""Analyses: stages that compute a table from an experiment's runs (lth.parts.ANALYSES).
+"""Analyses: stages that compute a table from an experiment's runs (lth.core.parts.ANALYSES).
 
 An analysis is a module of this package with `compute(plan) -> list of rows`, plus its line in
-lth.parts; `analyses: [NAME]` in an experiment switches it on, and the workflow's `analysis` rule
-writes results/<experiment>/analysis-<NAME>.csv once the runs it reads are finished. Its config
+lth.core.parts; `analyses: [NAME]` in an experiment switches it on, and the workflow's `analysis`
+rule writes results/<experiment>/analysis-<NAME>.csv once the runs it reads are finished. Its config
 keys are a section of the experiment named after it. An analysis that needs runs of its own
-(`trains=True` in its line, with `trained_by`: the keys that change those runs) also has:
+(`trains=True` in its line, with `trained_by`: the keys that change those runs) also has these
+hooks, which the plan and the jobs reach through its registry entry (never by importing it):
     jobs(plan) -> [Job]                the jobs that train them (stage "probe", chain = its name),
                                        and the theta_k replays ("rewind" jobs) they start from
     inputs(plan, job) -> [Path]        what one of its jobs reads (finished jobs' outputs)
-    train(ctx, job) -> [record]        run one job (lth.jobs.Context), writing its runs
-and may have `figure(table)` (a matplotlib Figure) and `caption(table)` for the report.
+    train(ctx, job) -> [record]        run one job (lth.jobs.context.Context), writing its runs
+                                       (lth.jobs.runs.train_and_mark with start states of its own)
+and may have `figure(table)` (a matplotlib Figure), `caption(table)` and `overview(table)` for the
+report. The other modules here are the analyses' numerics (interpolate, earlybird_detector, lasso).
+
+May import everything below it (core to jobs); never report or cli.
 """
 
 from __future__ import annotations
@@ -17,24 +22,8 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
-from lth.files import atomic_path
-from lth.parts import ANALYSES
-
-
-def module(name: str):
-    """The module of analysis `name` (its registered compute function's)."""
-    import importlib
-
-    return importlib.import_module(ANALYSES[name].target.partition(":")[0])
-
-
-def probe_jobs(plan) -> list:
-    """The jobs of every configured analysis that trains runs of its own, without duplicates."""
-    out = []
-    for name in plan.settings.analyses:
-        if ANALYSES[name].info.get("trains"):
-            out += [j for j in module(name).jobs(plan) if j not in out and j not in plan.jobs()]
-    return out
+from lth.core.files import atomic_path
+from lth.core.parts import ANALYSES
 
 
 def output(plan, name: str) -> Path:
@@ -50,31 +39,3 @@ def run(plan, name: str) -> Path:
         writer.writeheader()
         writer.writerows(rows)
     return path
-
-
-def train_runs(ctx, job, keys, start_of) -> list:
-    """Train an analysis job's runs (lth.jobs.Context `ctx`), each from what `start_of(key)` gives:
-    (model, mask, first iteration, data seed), to the end of the budget with the schedule from that
-    iteration; resumable from checkpoints, each kept once finished; then mark the job done."""
-    import time
-
-    from lth.files import write_json
-    from lth.results import finished, write_run
-    from lth.training import Segment, lr_at, train
-
-    plan, training = ctx.plan, ctx.plan.settings.training
-    L, records = plan.layout, []
-    for key in keys:
-        done = finished(L, key)
-        if done is not None:
-            records.append(done)
-            continue
-        started, started_at = time.perf_counter(), time.time()
-        model, mask, start, data_seed = start_of(key)
-        fp = plan.fingerprint(job)
-        seg = Segment(start=start, stop=training.iterations, lr=lambda t: lr_at(training, t), data_seed=data_seed,
-                      checkpoint=L.checkpoint(key), fingerprint=f"{fp}/{key}", label=str(key))
-        result = train(model, mask, ctx.splits(), training, seg, augment=ctx.augment(ctx.splits().info))
-        records.append(write_run(L, key, model, mask, result, ctx.provenance(None, fp), started, started_at))
-    write_json(plan.outputs(job)[0], {k.variant: str(L.metrics(k).relative_to(L.root)) for k in keys})
-    return records

@@ -1,7 +1,7 @@
 """Early-bird tickets (You et al. 2020, "Drawing Early-Bird Tickets"; robust early-bird tickets
 with adversarial training): can the ticket be drawn early in the dense run?
 
-For each seed, the dense run is replayed from theta_0 over the same batches with lth.earlybird's
+For each seed, the dense run is replayed from theta_0 over the same batches with lth.analyses.earlybird_detector's
 detector watching: every `every` iterations it draws the magnitude mask (or, `structured`, the
 channel mask of network slimming, or on a transformer with units, lth.models.encoder, the mask of its
 attention heads and feed-forward neurons as in EarlyBERT) at the density of the IMP ticket of level
@@ -18,17 +18,17 @@ accuracy under that attack is in the table too.
 
 from __future__ import annotations
 
-from lth.layout import RunKey
-from lth.plan import Job
-from lth.variants import DENSE
+from lth.plan.job import Job
+from lth.plan.layout import RunKey
+from lth.plan.variants import DENSE
 
 NAME = "earlybird"
 VARIANTS = ("eb-init", "eb-found")
 
 
 def check(s: dict, where: str) -> None:
-    from lth.errors import LTHError
-    from lth.variants import chains
+    from lth.core.errors import LTHError
+    from lth.plan.variants import chains
 
     o, at = s[NAME], f"{where}: {NAME}"
     if s["kind"] != "imp" or "ticket" not in chains(s["variants"]):
@@ -47,10 +47,10 @@ def check(s: dict, where: str) -> None:
 def check_structured(s: dict, at: str) -> None:
     """Structured masks need units to prune: a model with `units()` (heads and feed-forward neurons,
     lth.models.encoder) or BatchNorm channels after convolutions. Builds the model (torch: only here)."""
-    from lth.earlybird import channel_groups
-    from lth.errors import LTHError
+    from lth.analyses.earlybird_detector import channel_groups
+    from lth.core.errors import LTHError
     from lth.models import build_model
-    from lth.settings import input_shape, num_classes
+    from lth.plan.facts import input_shape, num_classes
 
     m = s["model"]
     model = build_model(m["name"], input_shape(s["dataset"]), num_classes(s["dataset"]), seed=0, **m["options"])
@@ -85,9 +85,11 @@ def search(ctx, job: Job) -> dict:
     """Replay the dense run with the detector; keep its masks, the weights it fired at and its record."""
     import torch
 
-    from lth import artifacts, masks
-    from lth.earlybird import EarlyBird
-    from lth.files import read_json, write_json
+    from lth.analyses.earlybird_detector import EarlyBird
+    from lth.core.files import read_json, write_json
+    from lth.jobs.replay import replay_dense
+    from lth.pruning import masks
+    from lth.store import artifacts
 
     plan, s, o = ctx.plan, ctx.plan.settings, ctx.plan.settings[NAME]
     base = search_file(plan, job)
@@ -110,7 +112,7 @@ def search(ctx, job: Job) -> dict:
         caught["detector"] = eb
         return observe
 
-    ctx.replay_dense(job.seed, s.training.iterations, watch, f"early-bird search seed {job.seed}")
+    replay_dense(ctx, job.seed, s.training.iterations, watch, f"early-bird search seed {job.seed}")
     found = caught["detector"]
     fired = found.fired_at is not None
     at = found.fired_at if fired else found.last_at
@@ -126,9 +128,11 @@ def search(ctx, job: Job) -> dict:
 
 def train(ctx, job: Job) -> list[dict]:
     """The early-bird ticket from theta_0 for the whole budget, and from where it was drawn for the rest."""
-    from lth import artifacts, masks
-    from lth.analyses import train_runs
-    from lth.seeding import derive_seed
+    from lth.core.seeding import derive_seed
+    from lth.jobs.runs import train_and_mark
+    from lth.jobs.start import Start, schedule
+    from lth.pruning import masks
+    from lth.store import artifacts
 
     base = search_file(ctx.plan, job)
     found = search(ctx, job)
@@ -144,14 +148,14 @@ def train(ctx, job: Job) -> list[dict]:
             model, start = ctx.theta_0(job.seed), 0
         masks.check_mask(model, mask, str(base))
         masks.apply_mask(model, mask)
-        return model, mask, start, derive_seed(job.seed, "data")
+        return Start(model, mask, start, schedule(ctx.plan.settings.training, "full"), derive_seed(job.seed, "data"))
 
-    return train_runs(ctx, job, runs(job), start_of)
+    return train_and_mark(ctx, job, runs(job), start_of)
 
 
 def compute(plan) -> list[dict]:
-    from lth.files import read_json
-    from lth.results import read_record
+    from lth.core.files import read_json
+    from lth.store.results import read_record
 
     s, rows = plan.settings, []
     T, k = s.training.iterations, s.rewind_iteration
@@ -178,10 +182,10 @@ def robust(plan, key: RunKey) -> float:
     """A run's test accuracy under the experiment's own attack (its training.adversarial)."""
     import torch
 
-    from lth import artifacts
-    from lth.adversarial import robust_accuracy
+    from lth.core.seeding import derive_seed
     from lth.jobs import Context
-    from lth.seeding import derive_seed
+    from lth.store import artifacts
+    from lth.training.adversarial import robust_accuracy
 
     ctx = Context(plan, torch.device("cpu"))
     model = ctx.new_model(key.seed)

@@ -10,7 +10,7 @@ accuracy divided by its own, at the same seed. A run that never reaches 95 % has
 
 from __future__ import annotations
 
-from lth.variants import DENSE
+from lth.plan.variants import DENSE
 
 NAME = "grokking"
 TARGET = 0.95
@@ -21,7 +21,7 @@ def first(curves: list[dict], key: str, at_least: float) -> int | None:
 
 
 def compute(plan) -> list[dict]:
-    from lth.results import read_record
+    from lth.store.results import read_record
 
     rows, dense_t95 = [], {}
     for key in plan.runs():

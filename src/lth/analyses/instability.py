@@ -4,7 +4,7 @@
 For each rewind point k and each chosen level (0: the dense network; L: the level-L ticket of
 the ticket chain), two copies start from the dense run's theta_k under that level's mask and
 train to the end of the budget with different data orders (their SGD noise). The test error is
-evaluated along the straight line between the two trained copies (lth.interpolate); the error
+evaluated along the straight line between the two trained copies (lth.analyses.interpolate); the error
 barrier is its maximum minus the mean of the endpoints, and a network is stable at k when the
 barrier is under `threshold` (2 percentage points, the paper's rule).
 
@@ -13,9 +13,9 @@ Its table has one row per (seed, level, k, point on the path), with the barrier 
 
 from __future__ import annotations
 
-from lth.layout import RunKey
-from lth.plan import Job
-from lth.variants import DENSE
+from lth.plan.job import Job
+from lth.plan.layout import RunKey
+from lth.plan.variants import DENSE
 
 NAME = "instability"
 COPIES = ("a", "b")
@@ -23,8 +23,8 @@ COPIES = ("a", "b")
 
 def check(s: dict, where: str) -> None:
     """Rewind points inside the budget, levels the ticket chain has, a path of 3 or more points."""
-    from lth.errors import LTHError
-    from lth.variants import chains
+    from lth.core.errors import LTHError
+    from lth.plan.variants import chains
 
     o, at = s[NAME], f"{where}: {NAME}"
     if s["kind"] != "imp":
@@ -69,11 +69,13 @@ def inputs(plan, job: Job) -> list:
 
 def train(ctx, job: Job) -> list[dict]:
     """The two copies: theta_k under the level's mask, each with its own data order."""
-    from lth import artifacts, masks
-    from lth.analyses import train_runs
-    from lth.seeding import derive_seed
+    from lth.core.seeding import derive_seed
+    from lth.jobs.runs import train_and_mark
+    from lth.jobs.start import Start, schedule
+    from lth.pruning import masks
+    from lth.store import artifacts
 
-    plan, s = ctx.plan, ctx.plan.settings
+    plan = ctx.plan
     L = plan.layout
 
     def start_of(key):
@@ -84,19 +86,20 @@ def train(ctx, job: Job) -> list[dict]:
             mask = artifacts.load_tensors(ticket)
             masks.check_mask(model, mask, str(ticket))
         else:
-            mask = masks.full_mask(model, s.pruning.exclude, s.pruning.biases)
+            mask = ctx.full_mask(model)
         masks.apply_mask(model, mask)
-        return model, mask, job.k, derive_seed(job.seed, "data", NAME, key.variant)
+        return Start(model, mask, job.k, schedule(plan.settings.training, "full"),
+                     derive_seed(job.seed, "data", NAME, key.variant))
 
-    return train_runs(ctx, job, runs(job), start_of)
+    return train_and_mark(ctx, job, runs(job), start_of)
 
 
 def compute(plan) -> list[dict]:
     import torch
 
-    from lth import artifacts
-    from lth.interpolate import barrier, path
+    from lth.analyses.interpolate import barrier, path
     from lth.jobs import Context
+    from lth.store import artifacts
 
     ctx, o, rows = Context(plan, torch.device("cpu")), plan.settings[NAME], []
     for job in plan.probes(NAME):

@@ -6,31 +6,32 @@ compare with the dense solution and with the lasso at the same sparsity?
 Per seed and level, for the ticket (kind imp: the ticket chain; kind oneshot: each method): the
 features it keeps (a feature is kept when any of its weights is: logistic regression has two rows
 of class logits), precision and recall against the true support, whether it is exactly the true
-support, and its test error (mean squared error, or 0-1 error for logistic regression); beside it, the lasso solution with the same number of features
-and its least-squares refit, and the dense least-squares (or logistic) solution (lth.linear).
+support, and its test error (mean squared error, or 0-1 error for logistic regression); beside it,
+the lasso solution with the same number of features and its least-squares refit, and the dense
+least-squares (or logistic) solution (lth.analyses.lasso, on the data of lth.data.sparse_linear).
 """
 
 from __future__ import annotations
 
-from lth.variants import DENSE
+from lth.plan.variants import DENSE
 
 NAME = "linear_support"
 
 
 def check(s: dict, where: str) -> None:
-    from lth.errors import LTHError
+    from lth.core.errors import LTHError
 
     if s["dataset"]["name"] != "sparse_linear":
         raise LTHError(f"{where}: {NAME}: needs the sparse_linear dataset (whose true support is known)")
 
 
 def compute(plan) -> list[dict]:
-    from lth import artifacts
-    from lth.analyses.mask_overlap import heads
-    from lth.datasets import load_splits
-    from lth.layout import RunKey
-    from lth.linear import DEFAULTS, dense_reference, ground_truth, lasso_reference, support_metrics
-    from lth.results import read_record
+    from lth.analyses.lasso import dense_reference, lasso_reference, support_metrics
+    from lth.data.sparse_linear import DEFAULTS, ground_truth
+    from lth.data.splits import load_splits
+    from lth.plan.layout import RunKey
+    from lth.store import artifacts
+    from lth.store.results import read_record
 
     s, rows = plan.settings, []
     d = s.dataset
@@ -41,7 +42,7 @@ def compute(plan) -> list[dict]:
     x_train, y_train = splits.x_train.double(), splits.y_train
     x_test, y_test = splits.x_test.double(), splits.y_test
     dense = dense_reference(x_train, y_train, x_test, y_test, task)
-    variants, levels = heads(plan)
+    variants, levels = plan.ticket_chains(), plan.levels()
     runs = [(seed, DENSE, RunKey(seed, 0, DENSE)) for seed in s.seeds]
     runs += [(seed, v, RunKey(seed, level, v)) for v in variants for seed in s.seeds for level in levels]
     lassos = {}

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 from itertools import combinations
 
-from lth import artifacts, masks
-from lth.layout import RunKey
+from lth.plan.layout import RunKey
+from lth.pruning import masks
+from lth.store import artifacts
 
 
 def jaccard(a: dict, b: dict) -> float:
@@ -25,16 +26,9 @@ def if_random(p: float, q: float) -> float:
     return p * q / (p + q - p * q) if p + q else 1.0
 
 
-def heads(plan) -> tuple[list[str], list[int]]:
-    """The variants whose masks are compared, and the levels (densest first)."""
-    if plan.settings.kind == "oneshot":
-        return list(plan.settings.oneshot.methods), plan.levels()
-    return ["ticket"], list(range(1, plan.settings.pruning.levels + 1))
-
-
 def compute(plan) -> list[dict]:
     s, rows = plan.settings, []
-    variants, levels = heads(plan)
+    variants, levels = plan.ticket_chains(), plan.levels()
     for variant in variants:
         found = {(seed, lv): artifacts.load_tensors(plan.layout.mask(RunKey(seed, lv, variant)))
                  for seed in s.seeds for lv in levels}

@@ -1,6 +1,6 @@
 """The theory behind strong tickets, checked numerically (Pensia et al. 2020; Malach et al. 2020;
 Orseau et al. 2020): a small target ReLU network is approximated by pruning a wider random network,
-every target weight a subset sum of n random products (lth.subset_sum). Per seed and n: the random
+every target weight a subset sum of n random products (lth.analyses.subset_sum_theory). Per seed and n: the random
 network's size over the target's (its over-parameterisation) and the approximation errors. The
 theory says the error falls exponentially in n, so the width needed grows only logarithmically in
 the accuracy. It reads no runs: it sits beside an edge-popup sweep as its theoretical counterpart.
@@ -12,7 +12,7 @@ NAME = "subset_sum"
 
 
 def compute(plan) -> list[dict]:
-    from lth.subset_sum import approximation_curve, make_target
+    from lth.analyses.subset_sum_theory import approximation_curve, make_target
 
     o = plan.settings[NAME]
     rows = []

@@ -6,8 +6,10 @@ initialisation leaves the global state untouched) and then initialises every par
 Same seed -> bitwise-identical state_dict, whatever else the process has drawn.
 
 A model is a class with `init_parameters(generator)` in a file of this package, plus its line in
-`lth.parts.MODELS`. Only nn.Linear, nn.Conv2d and nn.BatchNorm2d carry parameters, and the output
+`lth.core.parts.MODELS`. Only nn.Linear, nn.Conv2d and nn.BatchNorm2d carry parameters, and the output
 layer is the last nn.Linear in `model.modules()` order: pruning relies on both.
+
+May import lth.core and lth.plan; never a data generator (lth.data).
 """
 
 from __future__ import annotations
@@ -15,9 +17,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from lth.errors import LTHError
-from lth.parts import MODELS
-from lth.settings import check_model
+from lth.core.errors import LTHError
+from lth.core.parts import MODELS
+from lth.plan.checks import check_model
 
 __all__ = ["MODELS", "build_model", "output_layer_name"]
 
@@ -59,8 +61,8 @@ def build_model(
         model = part.load()(shape, num_classes, **part.info.get("args", {}), **options)
     model.init_parameters(torch.Generator().manual_seed(seed))
     if init != "default":
+        from lth.core.seeding import derive_seed
         from lth.models.init import WEIGHT_INITS
-        from lth.seeding import derive_seed
 
         g = torch.Generator().manual_seed(derive_seed(seed, "init", init))
         for m in model.modules():

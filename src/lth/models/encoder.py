@@ -1,12 +1,13 @@
-"""A small bidirectional transformer encoder (BERT-like) for token sequences (lth.grammar).
+"""A small bidirectional transformer encoder (BERT-like) for token sequences (lth.data.grammar).
 
 Inputs of shape (L, T): L positions of T-way one-hot tokens (flattened (L*T,) inputs are reshaped),
-token 1 being MASK as in lth.grammar. A 1-D input shape (L,) is read as L positions of one scalar
-feature each (a signal such as mnist1d's). Every parameter is an nn.Linear: the token embedding
+token 1 being MASK (`MASK`: the convention of the token datasets, lth.data.grammar's too; a test
+keeps the two equal, so that the model need not import a data generator). A 1-D input shape (L,)
+is read as L positions of one scalar feature each (a signal such as mnist1d's). Every parameter is an nn.Linear: the token embedding
 (bias-free, on the one-hots), the learned positions (bias-free, on one-hot positions), the blocks'
 projections and MLPs, and the output head, registered last (the pipeline's output layer).
 
-Structured units (`Encoder.units`, for lth.earlybird's structured mode): each block's attention heads
+Structured units (`Encoder.units`, for lth.analyses.earlybird_detector's structured mode): each block's attention heads
 and feed-forward neurons, each as the slices of the parameters that belong to it alone. Head h of a
 block with head size dh is rows h*dh:(h+1)*dh of the q, k and v weights and biases (its queries,
 keys and values) and columns h*dh:(h+1)*dh of proj.weight (what it writes back); neuron j is row j
@@ -23,9 +24,10 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from lth.errors import LTHError
-from lth.grammar import MASK  # the MASK token's channel
+from lth.core.errors import LTHError
 from lth.models.modular import Block, normal_fan_in
+
+MASK = 1  # the channel of the MASK token in one-hot token inputs
 
 
 

@@ -8,7 +8,7 @@ import torch
 from torch import nn
 from torch.nn import init
 
-from lth.errors import LTHError
+from lth.core.errors import LTHError
 
 
 def torch_default_bias(m: nn.Linear | nn.Conv2d, g: torch.Generator) -> None:

@@ -1,6 +1,6 @@
 """Small networks for modular arithmetic (grokking: Power et al. 2022; Minegishi et al. 2023).
 
-Inputs are the (2p,) vectors of `lth.modular`: one-hot(a) followed by one-hot(b). The embeddings
+Inputs are the (2p,) vectors of `lth.data.modular_arithmetic`: one-hot(a) followed by one-hot(b). The embeddings
 are bias-free nn.Linear layers on the one-hots (an embedding lookup, prunable like any weight).
 
 Initialisation (both models): every weight ~ N(0, 1/fan_in), no biases except where stated (zero),
@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn import init
 
-from lth.errors import LTHError
+from lth.core.errors import LTHError
 
 
 def _p_of(model: str, input_shape: tuple[int, ...]) -> int:

@@ -8,7 +8,6 @@ from torch import nn
 
 from lth.models.init import image_size_after_pools, openlth
 
-
 _VGG_PLANS = {
     16: [64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512],
     19: [64, 64, "M", 128, 128, "M", 256, 256, 256, 256, "M",

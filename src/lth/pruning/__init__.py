@@ -1,12 +1,16 @@
 """Pruning: from trained weights and the current mask to the next, sparser mask.
 
-A method is a score (lth.parts.SCORES: one number per prunable weight, the lowest pruned first)
-composed with a mask selection (lth.parts.SELECTIONS: how many to remove, per layer or globally).
-Scores see the weights and the mask, and a `Context` that hands them, on request, what other
+A method is a score (lth.core.parts.SCORES: one number per prunable weight, the lowest pruned
+first; the modules of lth.pruning.scores) composed with a mask selection (lth.core.parts.SELECTIONS:
+how many to remove, per layer or globally; lth.pruning.select, lth.pruning.distribution). Masks are
+plain dicts of bool tensors (lth.pruning.masks). Scores see the weights and the mask, and a
+`ScoreContext` that hands them, on request, what other
 methods need: a seeded generator (random), the model with these weights under the mask, and a
 batch of training data (what SNIP's |g * w| or GraSP's Hessian-gradient product would ask for).
 Every selection ranks only the weights still alive, so a rate is a fraction of the *remaining*
 weights, as in iterative magnitude pruning.
+
+May import lth.core, lth.plan and lth.models.
 """
 
 from __future__ import annotations
@@ -17,13 +21,13 @@ from typing import Any
 
 import torch
 
-from lth.errors import LTHError
-from lth.masks import Mask
-from lth.parts import SCORES, SELECTIONS
+from lth.core.errors import LTHError
+from lth.core.parts import SCORES, SELECTIONS
+from lth.pruning.masks import Mask
 
 
 @dataclass(frozen=True)
-class Context:
+class ScoreContext:
     """What a score may ask for beyond the weights, each built only when asked for.
 
     generator(): seeded from the run's key; model(): the model holding the weights, masked by the
@@ -39,18 +43,19 @@ class Context:
     options: Mapping[str, Any] = field(default_factory=dict)
 
 
-def scores(name: str, weights: Mapping[str, torch.Tensor], mask: Mask, context: Context | None = None) -> dict:
+def compute_scores(name: str, weights: Mapping[str, torch.Tensor], mask: Mask,
+                   context: ScoreContext | None = None) -> dict:
     """The registered score `name` of each prunable weight (CPU tensors shaped like the mask)."""
-    return SCORES[name].load()(weights, mask, context or Context())
+    return SCORES[name].load()(weights, mask, context or ScoreContext())
 
 
 def prune_to(method: Mapping[str, Any], density: float, weights: Mapping[str, torch.Tensor], mask: Mask,
-             context_for: Callable[[Mask], Context]) -> Mask:
+             context_for: Callable[[Mask], ScoreContext]) -> Mask:
     """One-shot: `mask` pruned to `density` of all prunable weights by `method` (its score, distribution,
     min_per_layer and rounds). Over several rounds the density falls exponentially, to `density` at
     the last, and the score is computed anew under each round's mask (SynFlow's 100 rounds).
     `context_for(mask)` gives the score's Context under a mask."""
-    from lth.masks import density as density_of
+    from lth.pruning.masks import density as density_of
     from lth.pruning.select import keep_density
 
     start = density_of(mask)
@@ -59,13 +64,13 @@ def prune_to(method: Mapping[str, Any], density: float, weights: Mapping[str, to
     rounds = method["rounds"]
     for r in range(1, rounds + 1):
         target = density if r == rounds else start * (density / start) ** (r / rounds)
-        mask = keep_density(scores(method["score"], weights, mask, context_for(mask)), mask, target,
+        mask = keep_density(compute_scores(method["score"], weights, mask, context_for(mask)), mask, target,
                             method["distribution"], method["min_per_layer"])
     return mask
 
 
 def prune(pruning: Mapping[str, Any], weights: Mapping[str, torch.Tensor], mask: Mask, kinds: Mapping[str, str],
-          context: Context | None = None) -> Mask:
+          context: ScoreContext | None = None) -> Mask:
     """The next mask of one pruning round, by the configured score and strategy (`pruning` settings)."""
     select = SELECTIONS[pruning["strategy"]].load()
-    return select(scores(pruning["score"], weights, mask, context), mask, pruning, kinds)
+    return select(compute_scores(pruning["score"], weights, mask, context), mask, pruning, kinds)

@@ -18,7 +18,7 @@ from collections.abc import Mapping
 
 import torch
 
-from lth.errors import LTHError
+from lth.core.errors import LTHError
 
 DISTRIBUTIONS = ("global", "uniform", "erk")
 

@@ -12,8 +12,8 @@ from typing import Any
 
 import torch
 
-from lth.errors import LTHError
-from lth.masks import Mask
+from lth.core.errors import LTHError
+from lth.pruning.masks import Mask
 
 
 def check_rate(rate: float, what: str) -> float:

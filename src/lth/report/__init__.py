@@ -7,19 +7,42 @@ appendix), `figures` draws and `captions` says what was drawn, and `notebook` sh
 page and runs the notebook (`python -m lth.report`, what the workflow runs: papermill, then a
 self-contained HTML export). The names the notebook and the tests use are re-exported here, so
 that `from lth import report; report.load(...)` works.
+
+May import lth.core, lth.plan and lth.store (an analysis's figure: through its registry entry).
 """
 
 from lth.report.about import config_yaml, describe, expected, missing, missing_text, overview, published_text
-from lth.report.captions import (accuracy_caption, curves_caption, differences_caption, early_stop_caption,
-                                 layer_density_caption, transfer_caption)
-from lth.report.figures import (plot_accuracy, plot_curves, plot_differences, plot_early_stop, plot_layer_density,
-                                plot_transfer)
-from lth.report.headline import MARGIN, headline, headline_table, headline_text, rule_text, title
 from lth.report.analyses import analysis_tables, show_analyses
+from lth.report.captions import (
+                                 accuracy_caption,
+                                 curves_caption,
+                                 differences_caption,
+                                 early_stop_caption,
+                                 layer_density_caption,
+                                 transfer_caption,
+)
+from lth.report.figures import (
+                                 plot_accuracy,
+                                 plot_curves,
+                                 plot_differences,
+                                 plot_early_stop,
+                                 plot_layer_density,
+                                 plot_transfer,
+)
+from lth.report.headline import MARGIN, headline, headline_table, headline_text, rule_text, title
 from lth.report.methods import methods, methods_caption, methods_table, plot_methods
 from lth.report.notebook import plain_errors, show_code, show_download, show_figure, show_markdown, show_table
-from lth.report.stats import (chance_levels, comparison_table, curve_variants, curves, differences, estimate,
-                              pick_levels, transfer_table, versus)
+from lth.report.stats import (
+                                 chance_levels,
+                                 comparison_table,
+                                 curve_variants,
+                                 curves,
+                                 differences,
+                                 estimate,
+                                 pick_levels,
+                                 transfer_table,
+                                 versus,
+)
 from lth.report.tables import load, normalise_published
 
 __all__ = ["MARGIN", "analysis_tables", "show_analyses", "accuracy_caption", "chance_levels", "comparison_table", "config_yaml", "curve_variants",

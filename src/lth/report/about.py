@@ -10,8 +10,8 @@ import sys
 
 import yaml
 
-from lth.variants import DENSE, chains
-from lth.report.stats import variants
+from lth.plan.variants import DENSE, chains
+from lth.report.stats import levels_are_densities, variants
 from lth.report.tables import Results
 
 MAX_LINES = 12  # of "what is missing": a long list is cut, saying how much more there is
@@ -21,7 +21,7 @@ def expected(results: Results) -> tuple[list[int], list[str], list[int]]:
     """Seeds, pruned variants and pruned levels the config asks for (what is present, without one)."""
     config, s = results.config, results.summary
     seeds = sorted({int(x) for x in config.get("seeds") or s["seed"].unique()})
-    if config.get("kind") == "oneshot":  # a sweep: its methods and their controls, at its densities
+    if levels_are_densities(config.get("kind")):  # a sweep: its methods and their controls, at its densities
         plan = results.plan
         levels = [j for j in plan.jobs() if j.stage == "level"]
         names = list(dict.fromkeys(k.variant for j in levels for k in plan.job_runs(j)))

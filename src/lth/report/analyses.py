@@ -22,7 +22,7 @@ def analysis_tables(r: Results) -> dict[str, pd.DataFrame]:
 
 def show_analyses(r: Results, figures_dir: str = "") -> None:
     """One subsection per analysis: its figure and caption, its overview table."""
-    from lth.analyses import module
+    from lth.core.parts import ANALYSES
     from lth.report.notebook import show_figure, show_markdown, show_table
 
     tables = analysis_tables(r)
@@ -30,8 +30,8 @@ def show_analyses(r: Results, figures_dir: str = "") -> None:
         show_markdown("No analyses in this experiment (`analyses` in its config).")
     for name, table in tables.items():
         show_markdown(f"### {name}")
-        code = module(name)
-        if hasattr(code, "figure"):
-            show_figure(code.figure(table), f"analysis-{name}", code.caption(table), figures_dir)
-        if hasattr(code, "overview"):
-            show_table(code.overview(table), f"analysis-{name}")
+        part = ANALYSES[name]
+        if figure := part.hook("figure"):
+            show_figure(figure(table), f"analysis-{name}", part.hook("caption")(table), figures_dir)
+        if overview := part.hook("overview"):
+            show_table(overview(table), f"analysis-{name}")

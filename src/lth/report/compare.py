@@ -13,10 +13,10 @@ from pathlib import Path
 import pandas as pd
 from matplotlib.figure import Figure
 
-from lth.report.figures import _band, _log_weights_axis, save_figure
+from lth.plan.variants import DENSE
+from lth.report.figures import band, log_weights_axis, save_figure
 from lth.report.stats import by_level
-from lth.report.tables import SUMMARY_COLUMNS, _targets, read_table
-from lth.variants import DENSE
+from lth.report.tables import SUMMARY_COLUMNS, read_table, targets_of
 
 
 def table(summaries: dict[str, pd.DataFrame], variant: str) -> pd.DataFrame:
@@ -25,7 +25,7 @@ def table(summaries: dict[str, pd.DataFrame], variant: str) -> pd.DataFrame:
     parts = []
     for name, s in summaries.items():
         runs = s[(((s["variant"] == variant) & (s["level"] > 0)) | ((s["variant"] == DENSE) & (s["level"] == 0)))
-                 & (_targets(s) == "")]
+                 & (targets_of(s) == "")]
         stats = by_level(runs).rename(columns={"mean": "test_accuracy"})
         parts.append(stats.assign(experiment=name, level=stats["level"].astype(int)))
     out = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
@@ -37,9 +37,9 @@ def plot(t: pd.DataFrame, variant: str, title: str = "") -> Figure:
     fig = Figure(figsize=(8, 4.8), layout="constrained")
     ax = fig.add_subplot()
     for i, (name, rows) in enumerate(t.groupby("experiment", sort=False)):
-        _band(ax, 100 * rows["weights_remaining"], 100 * rows["test_accuracy"], 100 * rows["std"], name, name,
+        band(ax, 100 * rows["weights_remaining"], 100 * rows["test_accuracy"], 100 * rows["std"], name, name,
               color=f"C{i % 10}")
-    _log_weights_axis(ax)
+    log_weights_axis(ax)
     ax.set_ylabel(f"test accuracy of {variant} (%)")
     ax.set_title(title or f"{variant}: test accuracy vs weights remaining (mean ± std over seeds)")
     ax.legend(fontsize="small")

@@ -11,7 +11,7 @@ from matplotlib import colormaps
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormatter
 
-from lth.variants import DENSE
+from lth.plan.variants import DENSE
 from lth.report.headline import MARGIN, Headline
 from lth.report.stats import CHAIN_HEADS, COLOURS, by_level, controls, differences, variants, wr
 
@@ -27,7 +27,7 @@ def _log_axis(axis, lo: float, hi: float) -> None:
     axis.set_minor_formatter(NullFormatter())
 
 
-def _log_weights_axis(ax) -> None:
+def log_weights_axis(ax) -> None:
     """Weights remaining on a log axis, 100% at the left."""
     ax.set_xscale("log")
     lo, hi = ax.get_xlim()
@@ -37,7 +37,7 @@ def _log_weights_axis(ax) -> None:
     ax.grid(True, which="major", alpha=0.3)
 
 
-def _band(ax, x, mean, std, variant: str, label: str, **kw) -> None:
+def band(ax, x, mean, std, variant: str, label: str, **kw) -> None:
     kw.setdefault("color", COLOURS.get(variant))
     (line,) = ax.plot(x, mean, marker="o", markersize=3, label=label, **kw)
     ax.fill_between(x, mean - std, mean + std, color=line.get_color(), alpha=0.2, linewidth=0)
@@ -54,7 +54,7 @@ def _per_variant(ax, summary: pd.DataFrame, column: str, scale: float, from_dens
     for v in variants(summary):
         rows = stats[(stats["variant"] == v) | (from_dense & (stats["level"] == 0))]
         rows = rows.sort_values("weights_remaining", ascending=False, kind="stable")  # a sweep's levels too
-        _band(ax, 100 * rows["weights_remaining"], scale * rows["mean"], scale * rows["std"], v, v)
+        band(ax, 100 * rows["weights_remaining"], scale * rows["mean"], scale * rows["std"], v, v)
 
 
 def plot_accuracy(summary: pd.DataFrame, published: pd.DataFrame | None = None) -> Figure:
@@ -65,7 +65,7 @@ def plot_accuracy(summary: pd.DataFrame, published: pd.DataFrame | None = None) 
     for v, rows in (published.groupby("variant", sort=False) if published is not None else []):
         ax.scatter(100 * rows["weights_remaining"], 100 * rows["test_accuracy"], marker="D", s=36,
                    color=COLOURS.get(v, "black"), edgecolor="black", zorder=5, label=f"{v} (paper)")
-    _log_weights_axis(ax)
+    log_weights_axis(ax)
     ax.set_ylabel("test accuracy (%)")
     ax.set_title(f"Test accuracy at the end of training (mean ± std over {summary['seed'].nunique()} seed(s))")
     ax.legend(fontsize="small", loc="best")
@@ -98,7 +98,7 @@ def plot_differences(summary: pd.DataFrame, head: Headline | None = None) -> Fig
                 basis = " (point estimate)" if head.basis == "point" else ""
                 ax.axvline(100 * head.matched.weights_remaining, color="0.5", linestyle="--", linewidth=1,
                            label=f"matches dense down to {wr(head.matched.weights_remaining)} %{basis}")
-        _log_weights_axis(ax)
+        log_weights_axis(ax)
         ax.set_ylabel("difference in test accuracy (points)")
         spread = "mean, 95 % CI over seeds" if summary["seed"].nunique() > 1 else "one seed: no interval"
         ax.set_title(f"{variant} − {'dense' if others == [DENSE] else 'control'} ({spread})")
@@ -111,7 +111,7 @@ def plot_early_stop(summary: pd.DataFrame) -> Figure:
     fig = Figure(figsize=(7.5, 4.5), layout="constrained")
     ax = fig.add_subplot()
     _per_variant(ax, summary, "early_stop_iteration", 1)
-    _log_weights_axis(ax)
+    log_weights_axis(ax)
     ax.set_ylabel("early-stop iteration (min. validation loss)")
     ax.set_title("Early-stopping iteration (mean ± std over seeds)")
     ax.legend(fontsize="small", loc="best")
@@ -126,7 +126,7 @@ def plot_curves(data: pd.DataFrame, levels: list[int]) -> Figure:
         for v, rows in data[(data["level"] == level) | (data["level"] == 0)].groupby("variant", sort=False):
             s = rows.groupby("iteration")["test_accuracy"].agg(["mean", "std"]).fillna(0.0)
             style = {"linestyle": "--"} if v == DENSE else {}
-            _band(ax, s.index, 100 * s["mean"], 100 * s["std"], v, v, **style)
+            band(ax, s.index, 100 * s["mean"], 100 * s["std"], v, v, **style)
         w = data.loc[data["level"] == level, "weights_remaining"]
         ax.set_title(f"level {level}: {wr(w.mean())}% weights remaining" if not w.empty else f"level {level}")
         ax.set_xlabel("training iteration")
@@ -181,7 +181,7 @@ def plot_transfer(transfer: pd.DataFrame, chance: dict[str, float] | None = None
         if target in (chance or {}):
             ax.axhline(100 * chance[target], color="black", linestyle=":", linewidth=1.2,
                        label=f"chance (1/{round(1 / chance[target])} classes)")
-        _log_weights_axis(ax)
+        log_weights_axis(ax)
         ax.set_title(f"target: {target}")
         ax.set_ylabel("test accuracy on the target (%)")
         ax.legend(fontsize="small", loc="best")

@@ -15,9 +15,22 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from lth.variants import DENSE
-from lth.report.stats import (CHAIN_HEADS, CONFIDENCE, CONTROLS, Estimate, by_level, interval, pct, points,
-                              pruned_levels, t_factor, variants, versus, wr)
+from lth.plan.variants import DENSE
+from lth.report.stats import (
+    CHAIN_HEADS,
+    CONFIDENCE,
+    CONTROLS,
+    Estimate,
+    by_level,
+    interval,
+    pct,
+    points,
+    pruned_levels,
+    t_factor,
+    variants,
+    versus,
+    wr,
+)
 from lth.report.tables import Results
 
 MARGIN = 0.01  # one point of test accuracy

@@ -1,4 +1,4 @@
-"""The comparison of pruning methods in a one-shot sweep (lth.sweep): accuracy vs density, one
+"""The comparison of pruning methods in a one-shot sweep (lth.plan.oneshot): accuracy vs density, one
 colour per method, its controls in the same colour, dashed (mask shuffled within layers) or
 dotted (mask on a fresh init), as "Missing the mark" (Frankle et al. 2021) draws them."""
 
@@ -7,16 +7,16 @@ from __future__ import annotations
 import pandas as pd
 from matplotlib.figure import Figure
 
-from lth.report.figures import _band, _log_weights_axis
-from lth.report.stats import COLOURS, by_level
-from lth.variants import DENSE
+from lth.plan.variants import DENSE
+from lth.report.figures import band, log_weights_axis
+from lth.report.stats import COLOURS, by_level, levels_are_densities
 
 CONTROL_STYLES = {"": "-", "shuffle": "--", "reinit": ":"}
 
 
 def methods(summary: pd.DataFrame, config: dict | None = None) -> list[str]:
     """The one-shot methods of a sweep (`config`: its experiment's), in table order; none for IMP."""
-    if (config or {}).get("kind") != "oneshot":
+    if not levels_are_densities((config or {}).get("kind")):  # IMP: one method, its variants
         return []
     return list(dict.fromkeys(v.split("-")[0] for v in summary.loc[summary["level"] > 0, "variant"]))
 
@@ -43,9 +43,9 @@ def plot_methods(summary: pd.DataFrame) -> Figure:
         for v in dict.fromkeys(stats.loc[stats["variant"].str.split("-").str[0] == method, "variant"]):
             rows = stats[stats["variant"] == v].sort_values("weights_remaining", ascending=False)
             control = v.partition("-")[2]
-            _band(ax, 100 * rows["weights_remaining"], 100 * rows["mean"], 100 * rows["std"], v, v,
+            band(ax, 100 * rows["weights_remaining"], 100 * rows["mean"], 100 * rows["std"], v, v,
                   linestyle=CONTROL_STYLES.get(control, "-."), color=f"C{i % 10}")
-    _log_weights_axis(ax)
+    log_weights_axis(ax)
     ax.set_ylabel("test accuracy (%)")
     ax.set_title(f"Pruning methods: test accuracy at the end of training "
                  f"(mean ± std over {summary['seed'].nunique()} seed(s))")

@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from lth.errors import LTHError
+from lth.core.errors import LTHError
 from lth.report.figures import save_figure
 
 if TYPE_CHECKING:
@@ -108,7 +108,7 @@ def export_html(notebook: str | Path, out: str | Path, title: str = "") -> Path:
     import nbformat
     from nbconvert import HTMLExporter
 
-    from lth.files import atomic_path
+    from lth.core.files import atomic_path
 
     nb = nbformat.read(str(notebook), as_version=4)
     if title:

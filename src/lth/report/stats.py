@@ -11,12 +11,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from lth.variants import DENSE
+from lth.core.parts import EXPERIMENT_KINDS
+from lth.plan.variants import DENSE
 from lth.report.tables import Results
 
 # The known variants in the order tables and figures list them, each with a fixed colour (drawn by
 # lth.report.figures), so that a variant looks the same in every figure and every report.
-# Transfer (lth.transfer) has ticket_transfer, mask_transfer (its control) and random_prune: like the source's.
+# Transfer (lth.jobs.transfer) has ticket_transfer, mask_transfer (its control) and random_prune: like the source's.
 COLOURS = {DENSE: "0.35", "ticket": "C0", "ticket_transfer": "C0", "reinit": "C1", "mask_transfer": "C1",
            "random_prune": "C2", "lr_rewind": "C3", "finetune": "C4"}
 CHAIN_HEADS = ("ticket", "lr_rewind", "finetune")  # variants whose masks differ (the baselines share the ticket's)
@@ -34,6 +35,12 @@ def by_level(summary: pd.DataFrame, column: str = "test_accuracy") -> pd.DataFra
     stats = stats.assign(_rank=rank).sort_values(["level", "_rank", "variant"]).drop(columns="_rank")
     stats["std"] = stats["std"].fillna(0.0)
     return stats.reset_index(drop=True)
+
+
+def levels_are_densities(kind: str) -> bool:
+    """Whether an experiment kind numbers its levels by density (a one-shot sweep), not by pruning
+    round (its `levels` in lth.core.parts.EXPERIMENT_KINDS)."""
+    return EXPERIMENT_KINDS[kind or "imp"].info.get("levels") == "densities"
 
 
 def variants(summary: pd.DataFrame) -> list[str]:
@@ -173,8 +180,8 @@ def transfer_table(transfer: pd.DataFrame) -> pd.DataFrame:
 def chance_levels(config: dict[str, Any], targets) -> dict[str, float]:
     """Chance accuracy (1 / classes) on each transfer target whose dataset is known: the floor an
     accuracy on the target should be read against."""
-    from lth.parts import DATASETS
-    from lth.settings import dataset_facts
+    from lth.core.parts import DATASETS
+    from lth.plan.facts import dataset_facts
 
     configured = (config.get("transfer") or {}).get("targets") or {}
     out = {}
@@ -191,9 +198,9 @@ def chance_levels(config: dict[str, Any], targets) -> dict[str, float]:
 def pruned_levels(summary: pd.DataFrame, kind: str = "imp") -> list[int]:
     """The pruned levels from the densest to the sparsest: IMP's 1, 2, ... up to its last (a level
     lost in between stays in the sequence, so that a walk down the levels stops there); a one-shot
-    sweep's (numbered by density, lth.sweep) from its largest density down."""
+    sweep's (numbered by density, lth.plan.oneshot) from its largest density down."""
     pruned = summary[summary["level"] > 0]
-    if kind != "oneshot":
+    if not levels_are_densities(kind):
         return list(range(1, int(pruned["level"].max()) + 1)) if len(pruned) else []
     density = pruned.groupby("level")["weights_remaining"].mean()
     return [int(lv) for lv in density.sort_values(ascending=False, kind="stable").index]

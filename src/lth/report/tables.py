@@ -12,13 +12,13 @@ from typing import Any
 import pandas as pd
 import yaml
 
-from lth.errors import LTHError
-from lth.files import read_json
-from lth import summary
-from lth.summary import KEY_COLUMNS
-from lth.variants import DENSE
+from lth.core.errors import LTHError
+from lth.core.files import read_json
+from lth.plan.variants import DENSE
+from lth.store import summary
+from lth.store.summary import KEY_COLUMNS
 
-# The columns of lth.summary's tables that the report reads.
+# The columns of lth.store.summary's tables that the report reads.
 SUMMARY_COLUMNS = [*KEY_COLUMNS, "weights_remaining", "test_accuracy", "early_stop_iteration"]
 DENSITY_COLUMNS = [c for c in summary.DENSITY_COLUMNS if c not in ("experiment", "target")]
 NUMERIC = {"seed", "level", "weights_remaining", "test_accuracy", "early_stop_iteration", "density"}
@@ -100,8 +100,8 @@ class Results:
         """A run's metrics.json, read once; None when it cannot be read (no settings.json, no record,
         a damaged one: why is kept in `unreadable`), so that the page can leave that run's curves out
         and say so instead of failing."""
-        from lth.layout import RunKey
-        from lth.results import read_record
+        from lth.plan.layout import RunKey
+        from lth.store.results import read_record
 
         key = (int(seed), int(level), str(variant))
         if key not in self._records:
@@ -125,15 +125,15 @@ def load(results: str | Path, experiment: str = "", config_json: str = "", confi
     density = read_table(root / "layer_density.csv", DENSITY_COLUMNS)
     experiment = experiment or str(summary["experiment"].iloc[0])
     config = _config(root, experiment, config_json, configfile)
-    target = _targets(summary)
-    density = density[_targets(density) == ""]
+    target = targets_of(summary)
+    density = density[targets_of(density) == ""]
     return Results(root=root, experiment=experiment, summary=summary[target == ""].reset_index(drop=True),
                    transfer=summary[target != ""].assign(target=target[target != ""]).reset_index(drop=True),
                    density=density.reset_index(drop=True), config=config,
                    reference=config.pop("reference", None) or {})
 
 
-def _targets(table: pd.DataFrame) -> pd.Series:
+def targets_of(table: pd.DataFrame) -> pd.Series:
     """The transfer target of each row ("" for the source dataset, also when there is no target column)."""
     if "target" not in table:
         return pd.Series("", index=table.index)

@@ -1,0 +1,30 @@
+"""`lth`: one subcommand per stage; the workflow's rules call these (lth.cli.parser says what each
+takes, lth.cli.commands what it does). A user error prints one line `lth: error: ...` and exits
+with status 2, writing nothing. The top of the package: it may import everything.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from lth.core.errors import LTHError
+
+
+def main(argv: list[str] | None = None) -> int:
+    from lth.cli.parser import parser
+
+    p = parser()
+    args, unknown = p.parse_known_args(argv)
+    if unknown:  # name the subcommand's usage, not the top level's
+        sub = next(a for a in p._actions if isinstance(a, argparse._SubParsersAction)).choices[args.command]
+        sub.error(f"unrecognized arguments: {' '.join(unknown)}")
+    try:
+        args.func(args)
+    except LTHError as exc:
+        print(f"lth: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("lth: interrupted", file=sys.stderr)
+        return 130
+    return 0

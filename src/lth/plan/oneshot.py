@@ -1,0 +1,205 @@
+"""The one-shot sweep (kind `oneshot`): for each density of a list and each method, prune once to
+that density, then train the masked network for the budget. No torch.
+
+A method (settings `oneshot.methods.<name>`) is a registered score, the weights it scores (`at`:
+the start weights theta_k, the dense run's trained weights, or its own trained weights at the next
+larger density: IMP with each round jumping to its density, as Greydanus 2020 prunes), a per-layer
+distribution and a number of rounds; or a training mode that finds its mask while it trains
+(lth.core.parts.TRAINING_MODES): iterative hard thresholding (`train: iht`), which reaches the
+density while it trains, or edge-popup (`train: edgepopup`), which keeps the weights of theta_k
+frozen and trains which of them to keep (strong tickets). Every run starts from theta_k and trains
+T-k iterations, the ticket's budget. The controls of Frankle et al. 2021 ("Pruning neural networks
+at initialization: why are we missing the mark?") are variants of each method: `<method>-shuffle`
+(its mask shuffled within each layer, the per-layer counts kept) and `<method>-reinit` (its mask on
+a fresh initialisation).
+
+Jobs (the `imp` kind's stages, lth.plan.imp):
+    dense   (seed)                 the dense run
+    rewind  (seed, k)              theta_k for k > 0
+    level   (level, chain)         chain = a method, level = the density in weights per 10,000
+                                   (level 0500 keeps 5%): every seed's mask, run and controls
+A level job waits only on the dense run (and theta_k), so the N densities of a method are N
+independent jobs, except for a method `at: previous`, whose density waits on its next larger one.
+A run's folder carries its method's fingerprint: changing one method's settings retrains only it.
+The kind owns its config section (`config_keys`), its checks (`Sweep.check`) and its fingerprints
+(`Sweep.stage_fingerprints`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import replace
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from lth.core import parts
+from lth.core.errors import LTHError
+from lth.core.registry import load_target
+from lth.plan.checks import check_data_score
+from lth.plan.fingerprints import digest, score_keys
+from lth.plan.imp import Plan
+from lth.plan.job import Job
+from lth.plan.layout import RunKey, tensors_file
+from lth.plan.settings import Settings, thaw
+from lth.plan.variants import DENSE, Variant
+
+PER = 10000  # a level is a density in weights per PER (a one-shot density is a multiple of 1/PER: it names folders)
+SCHEMA = Path(__file__).with_name("schemas") / "oneshot.schema.yaml"
+
+
+@cache
+def config_keys() -> dict[str, Any]:
+    """The `oneshot` section (schemas/oneshot.schema.yaml), its methods' keys completed from the
+    registered scores and training modes."""
+    fragment = yaml.safe_load(SCHEMA.read_text())
+    method = fragment["method"]
+    method["properties"].update(parts.SCORES.keys_schema() | parts.TRAINING_MODES.keys_schema())
+    method["properties"]["score"]["enum"] = list(parts.SCORES)
+    method["properties"]["train"]["enum"] = list(parts.TRAINING_MODES)
+    fragment["oneshot"]["properties"]["methods"]["additionalProperties"] = method
+    return {"oneshot": fragment["oneshot"]}
+
+
+def method_keys(s: Settings, m: Mapping[str, Any]) -> dict[str, Any]:
+    """What a one-shot method's runs depend on: the keys its training mode declares (a mode that trains
+    under a pruned mask: with its score's), and, for a method that prunes its own previous density's
+    weights, the densities of that chain."""
+    mode = parts.TRAINING_MODES[m["train"]]
+    keys = [*mode.method_keys, *(score_keys(m) if mode.fixed_mask else ())]
+    out = {k: thaw(m[k]) for k in keys}
+    if m["at"] == "previous" and mode.fixed_mask:
+        out["densities"] = sorted(s.oneshot.densities, reverse=True)
+    return out
+
+
+class Sweep(Plan):
+    """The runs and jobs of a one-shot sweep (see the module docstring)."""
+
+    def __init__(self, experiment, settings, root, workflow=None):
+        super().__init__(experiment, settings, root, workflow)
+        if settings.transfer.targets:
+            raise LTHError(f"{experiment}: transfer: kind oneshot has no transfer stage; use kind imp")
+
+    @staticmethod
+    def check(s: dict[str, Any], where: str) -> None:
+        """Densities strictly between 0 and 1 on a 1/10,000 grid (they name folders), methods whose
+        scores get what they need, each method's rounds spelt out, and what its training mode takes."""
+        o = s["oneshot"]
+        for d in o["densities"]:
+            if isinstance(d, bool) or not 0 < d < 1:
+                raise LTHError(f"{where}: oneshot.densities: {d!r} is not a density in (0, 1) (the fraction of "
+                               f"prunable weights kept: 0 keeps none, 1 prunes nothing)")
+            if abs(d * PER - round(d * PER)) > 1e-6:
+                raise LTHError(f"{where}: oneshot.densities: {d!r} is not a multiple of 0.0001")
+        for name, m in o["methods"].items():
+            at = f"{where}: oneshot.methods.{name}"
+            check_data_score(m, at)
+            if m["rounds"] is None:
+                m["rounds"] = parts.SCORES[m["score"]].info.get("rounds", 1)
+            if isinstance(m["at"], int) and m["at"] >= s["training"]["iterations"]:
+                raise LTHError(f"{at}.at: iteration {m['at']} is beyond the training budget (training.iterations = "
+                               f"{s['training']['iterations']})")
+            if check := parts.TRAINING_MODES[m["train"]].info.get("check"):
+                load_target(check)(m, s, at)
+
+    @staticmethod
+    def stage_fingerprints(s: Settings, dense: str) -> dict[str, str]:
+        """The pruned runs' folder: the dense fingerprint and the rewind point; each method's runs: its
+        own keys ("method:<name>", in their folder names)."""
+        imp = digest("oneshot", dense, s.rewind_iteration)
+        return {"imp": imp, **{f"method:{name}": digest("method", imp, method_keys(s, m))
+                               for name, m in s.oneshot.methods.items()}}
+
+    @staticmethod
+    def pruning_methods(s: Settings) -> list[Mapping[str, Any]]:
+        """The methods that prune a mask (those that train under it)."""
+        return [m for m in s.oneshot.methods.values() if parts.TRAINING_MODES[m.train].fixed_mask]
+
+    def levels(self) -> list[int]:
+        """The densities as levels, densest first."""
+        return sorted((round(d * PER) for d in self.settings.oneshot.densities), reverse=True)
+
+    def ticket_chains(self) -> list[str]:
+        """Every method's runs are its tickets."""
+        return list(self.settings.oneshot.methods)
+
+    def target_density(self, key: RunKey) -> float:
+        """The density run `key` prunes to: its level, in weights per PER."""
+        return key.level / PER
+
+    def method(self, key: RunKey):
+        """The settings of the method that run `key` belongs to."""
+        return self.settings.oneshot.methods[key.variant.split("-")[0]]
+
+    def variant(self, key: RunKey) -> Variant:
+        if key.level == 0 or key.target:
+            return super().variant(key)
+        name, _, control = key.variant.partition("-")
+        if control == "shuffle":
+            return Variant(key.variant, weights="rewind", mask="random", chain=name)
+        if control == "reinit":
+            return Variant(key.variant, weights="fresh", mask="chain", chain=name)
+        train = self.method(key).train  # a mode that finds its mask while it trains starts from none
+        fixed = parts.TRAINING_MODES[train].fixed_mask
+        return Variant(key.variant, weights="rewind", mask="chain" if fixed else "full", chain=name, train=train)
+
+    def transfer_levels(self) -> list[int]:
+        return []
+
+    def job_runs(self, job: Job) -> list[RunKey]:
+        if job.stage != "level":
+            return super().job_runs(job)
+        controls = [f"{job.chain}-{c}" for c in self.settings.oneshot.controls]
+        return [RunKey(seed, job.level, v) for seed in job.seeds for v in (job.chain, *controls)]
+
+    def _plan_jobs(self) -> list[Job]:
+        s, out = self.settings, []
+        for seed in s.seeds:
+            out.append(Job("dense", seed))
+            out += [Job("rewind", seed, k=k) for k in self.replays()]
+        out += [self.with_runs(Job("level", tuple(s.seeds), level, chain)) for level in self.levels()
+                for chain in s.oneshot.methods]
+        return out
+
+    def replays(self) -> list[int]:
+        """The iterations of the dense run that are replayed: the rewind point, and those methods score."""
+        ats = [m.at for m in self.settings.oneshot.methods.values() if isinstance(m.at, int)]
+        return sorted({k for k in (self.settings.rewind_iteration, *ats) if k})
+
+    def previous(self, key: RunKey) -> RunKey:
+        """The run whose trained weights a method `at: previous` prunes: its next larger density."""
+        levels = self.levels()
+        i = levels.index(key.level)
+        chain = self.variant(key).chain
+        return RunKey(key.seed, 0, DENSE) if i == 0 else RunKey(key.seed, levels[i - 1], chain)
+
+    def prune_inputs(self, head: RunKey) -> tuple[Path, Path]:
+        L, at = self.layout, self.method(head).at
+        dense = RunKey(head.seed, 0, DENSE)
+        if at == "init":
+            return L.rewind(head.seed, self.settings.rewind_iteration), L.mask(dense)
+        if isinstance(at, int):  # the dense run's weights at iteration `at`, replayed (a rewind job)
+            return L.rewind(head.seed, at), L.mask(dense)
+        source = self.previous(head) if at == "previous" else dense
+        return L.final(source), L.mask(source)
+
+    def pruning_options(self, head: RunKey):
+        return self.method(head)
+
+    def inputs(self, job: Job) -> dict[str, list[Path]]:
+        s, L = self.settings, self.layout
+        if job.stage != "level":
+            return super().inputs(job)
+        runs = [L.metrics(RunKey(seed, 0, DENSE)) for seed in job.seeds]
+        if s.rewind_iteration:
+            runs += [L.rewind(seed, s.rewind_iteration) for seed in job.seeds]
+        head = RunKey(job.seeds[0], job.level, job.chain)
+        previous = self.previous(head)
+        if self.method(head).at == "previous" and previous.level:
+            runs.append(self.done(self.with_runs(replace(job, level=previous.level))))
+        if isinstance(self.method(head).at, int):
+            runs += [L.rewind(seed, self.method(head).at) for seed in job.seeds]
+        return {"data": [tensors_file(self.data_dir, s.dataset)], "runs": runs}

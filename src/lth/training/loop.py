@@ -1,0 +1,175 @@
+"""The training loop: training under a mask for an iteration budget, evaluation, resumable checkpoints.
+
+Everything random is a function of `data_seed` and the iteration number: epoch e's example order
+is a permutation seeded by (data_seed, e) (lth.training.order) and iteration t's augmentation by
+(data_seed, t). So a run resumed at iteration t sees exactly the batches an uninterrupted run
+would, and the checkpoint need hold no RNG state: only weights, optimiser state and the curves so
+far. Data stay as tensors on the device; a step is one indexing op, the model and the optimiser.
+What a step adds beyond that (an adversarial batch, penalties) are loop features
+(lth.training.features); how the mask is kept is the training mode's `enforce`.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from lth.core.errors import LTHError
+from lth.core.seeding import derive_seed
+from lth.data.augment import augment_batch
+from lth.pruning.masks import Mask, MaskEnforcer, apply_mask
+from lth.store.artifacts import load_checkpoint, save_checkpoint
+from lth.training.evaluation import evaluation_point, loss_of, summarise, task_of
+from lth.training.features import active_features
+from lth.training.optim import Optimizer
+from lth.training.order import BatchOrder
+
+
+@dataclass
+class Segment:
+    """What to train: iterations [start, stop) of the schedule, with this learning-rate function."""
+
+    start: int
+    stop: int
+    lr: Callable[[int], float]
+    data_seed: int
+    checkpoint: Path | None = None
+    fingerprint: str = ""  # identifies the run, so a stale checkpoint is never resumed into another
+    label: str = "train"
+
+
+def train(model: nn.Module, mask: Mask, splits, training: dict[str, Any], seg: Segment,
+          augment: bool = False, enforce: Callable[[int], None] | None = None,
+          observe: Callable[[int, torch.Tensor, torch.Tensor], None] | None = None,
+          features: Sequence[str] | None = None) -> dict[str, Any]:
+    """Train `model` (already on the device) under `mask` for the segment; return curves and summary.
+
+    enforce(t): called after the optimiser step of iteration t instead of re-zeroing `mask`'s pruned
+    weights (a training mode that chooses its mask anew at every step: lth.training.modes.iht).
+    observe(t, x, y): sees iteration t's batch before the step and must leave the model as it was
+    (a score accumulated during training: lth.pruning.scores.bingo). features: the loop features the
+    training mode takes (default: every one the settings switch on).
+    """
+    device = next(model.parameters()).device
+    mask = {k: v.to(device) for k, v in mask.items()}
+    apply_mask(model, mask)
+    optimizer = Optimizer(model.parameters(), training)
+    if enforce is None:
+        keep_zero = MaskEnforcer(model, mask)
+        enforce = lambda t: keep_zero()  # noqa: E731
+    step = Step(model, optimizer, splits, training, seg.data_seed, augment, enforce, observe,
+                active_features(model, mask, training, features))
+    t, curves = resume(model, optimizer, splits, seg)
+    last_ckpt, tally = t, Tally(device, task_of(splits))
+    every, ckpt_every = training["eval_every"], training["checkpoint_every"]
+    bar = _progress(seg, t)
+    started = time.perf_counter()
+    model.train()
+    while t < seg.stop:
+        lr = seg.lr(t)
+        tally.add(*step(t, lr))
+        t += 1
+        if (t - seg.start) % every == 0 or t == seg.stop:
+            curves.append(evaluation_point(model, splits, t, lr, *tally.take()))
+            if bar is not None:
+                bar.update(t - bar.n)
+                bar.set_postfix(test_acc=f"{curves[-1]['test_accuracy']:.3f}")
+            if seg.checkpoint is not None and t < seg.stop and t - last_ckpt >= ckpt_every:
+                save_checkpoint(seg.checkpoint, {"fingerprint": seg.fingerprint, "iteration": t, "curves": curves,
+                                                 "model": model.state_dict(), "optimizer": optimizer.state_dict()})
+                last_ckpt = t
+    if bar is not None:
+        bar.close()
+    seconds = time.perf_counter() - started
+    return {"curves": curves, "summary": summarise(model, splits, curves, seconds)}
+
+
+def resume(model: nn.Module, optimizer: Optimizer, splits, seg: Segment) -> tuple[int, list[dict]]:
+    """(the iteration to train from, the curves so far): the segment's resume checkpoint loaded into
+    `model` and `optimizer` if there is one (refused if it belongs to another run), else the segment's
+    start and its first evaluation."""
+    if seg.checkpoint is not None and seg.checkpoint.exists():
+        state = load_checkpoint(seg.checkpoint)
+        if state.get("fingerprint") != seg.fingerprint:
+            raise LTHError(f"{seg.checkpoint}: resume checkpoint belongs to another job; delete it to restart")
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        return state["iteration"], state["curves"]
+    return seg.start, [evaluation_point(model, splits, seg.start, seg.lr(seg.start), None, None)]
+
+
+class Step:
+    """One training iteration t: its batch (augmented, seen by the observer, replaced by a feature's
+    inputs), the forward pass, the loss with the features' penalties, the backward pass, the optimiser
+    step at the learning rate, then `enforce(t)`. Returns the loss, the outputs and the labels."""
+
+    def __init__(self, model: nn.Module, optimizer: Optimizer, splits, training: dict[str, Any], data_seed: int,
+                 augment: bool, enforce: Callable[[int], None], observe, features: list):
+        device = next(model.parameters()).device
+        self.model, self.optimizer, self.splits, self.data_seed = model, optimizer, splits, data_seed
+        self.augment, self.enforce, self.observe, self.task = augment, enforce, observe, task_of(splits)
+        self.order = BatchOrder(len(splits.y_train), training["batch_size"], data_seed, device)
+        self.batch_features = [f for f in features if hasattr(f, "inputs")]
+        self.loss_features = [f for f in features if hasattr(f, "penalty")]
+
+    def __call__(self, t: int, lr: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        idx = self.order(t)
+        xb, yb = self.splits.x_train[idx], self.splits.y_train[idx]
+        if self.augment:
+            # a CPU generator: the same crops and flips whatever the device
+            xb = augment_batch(xb, torch.Generator().manual_seed(derive_seed(self.data_seed, "aug", t)))
+        if self.observe is not None:
+            self.observe(t, xb, yb)
+        for feature in self.batch_features:
+            xb = feature.inputs(self.model, xb, yb, self.data_seed, t)
+        out = self.model(xb)
+        loss = loss_of(out, yb, self.task)
+        for feature in self.loss_features:
+            loss = loss + feature.penalty(self.model)
+        self.optimizer.zero_grad()
+        loss.backward()
+        self.optimizer.step(lr)
+        self.enforce(t)
+        return loss, out, yb
+
+
+class Tally:
+    """The training loss and accuracy since the last evaluation, summed on the device: the host reads
+    them only at evaluation points."""
+
+    def __init__(self, device: torch.device, task: str):
+        self.classifies = task == "classification"
+        self.loss_sum = torch.zeros((), device=device)
+        self.correct = torch.zeros((), device=device, dtype=torch.long)
+        self.seen = 0
+
+    def add(self, loss: torch.Tensor, out: torch.Tensor, y: torch.Tensor) -> None:
+        self.loss_sum += loss.detach() * len(y)
+        if self.classifies:
+            self.correct += (out.detach().argmax(1) == y).sum()
+        self.seen += len(y)
+
+    def take(self) -> tuple[float, float | None]:
+        """(mean training loss, training accuracy) since the last take; then starts again."""
+        loss = self.loss_sum.item() / self.seen
+        accuracy = self.correct.item() / self.seen if self.classifies else None
+        self.loss_sum.zero_(), self.correct.zero_()
+        self.seen = 0
+        return loss, accuracy
+
+
+def _progress(seg: Segment, t: int):
+    """A progress bar in a terminal; nothing in logs."""
+    if not sys.stderr.isatty():
+        return None
+    from tqdm import tqdm
+
+    bar = tqdm(total=seg.stop, initial=t, desc=seg.label, unit="it", leave=False)
+    return bar

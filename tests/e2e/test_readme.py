@@ -1,0 +1,92 @@
+"""README.md's commands run as written: each shell block is parsed, and the cheap commands are run
+(on a tiny copy of the demo settings and the tiny experiment); the rest are checked to exist."""
+
+import os
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from conftest import tiny
+
+ROOT = Path(__file__).resolve().parents[2]
+BIN = Path(sys.executable).parent
+
+
+def commands():
+    """Every command of README.md's ```sh blocks, continuation lines joined, comments dropped."""
+    text = (ROOT / "README.md").read_text()
+    out = []
+    for block in re.findall(r"```sh\n(.*?)```", text, re.S):
+        for line in block.replace("\\\n", " ").splitlines():
+            line = line.split(" #")[0].strip()
+            if line and not line.startswith("#"):
+                out.append(line)
+    return out
+
+
+def run(cmd, cwd, **env):
+    """A README command without its `uv run` (the tests already run in the locked environment)."""
+    argv = shlex.split(cmd)
+    if argv[:2] == ["uv", "run"]:
+        argv = argv[2:]
+    full_env = {**os.environ, "PATH": f"{BIN}:{os.environ['PATH']}", "DVC_NO_ANALYTICS": "1", **env}
+    return subprocess.run(argv, cwd=cwd, capture_output=True, text=True, timeout=900, env=full_env)
+
+
+def test_every_command_is_known():
+    targets = set(re.findall(r"^([a-z-]+):", (ROOT / "Makefile").read_text(), re.M))
+    for cmd in commands():
+        argv = shlex.split(cmd.split("&&")[0])
+        argv = argv[2:] if argv[:2] == ["uv", "run"] else argv
+        if argv[0] == "make":
+            assert argv[1] in targets, cmd
+        elif argv[0] == "lth":
+            help_text = run(f"lth {argv[1]} --help", ROOT).stdout
+            for flag in (a for a in argv[2:] if a.startswith("--")):
+                assert flag in help_text, (cmd, flag)
+        elif argv[0] == "python":
+            assert (ROOT / argv[1]).is_file(), cmd
+        else:
+            assert argv[0] in ("snakemake", "papermill", "dvc", "git"), cmd
+
+
+@pytest.mark.slow
+def test_the_by_hand_block_runs_as_written(tmp_path):
+    """`lth fetch/train/prune/retrain` on config/demo.yaml, made tiny (same keys, smaller numbers)."""
+    (tmp_path / "config").mkdir()
+    demo = yaml.safe_load((ROOT / "config" / "demo.yaml").read_text())
+    demo["model"]["options"]["hidden"], demo["training"]["iterations"] = 16, 100
+    (tmp_path / "config" / "demo.yaml").write_text(yaml.safe_dump(demo))
+    block = [c for c in commands() if c.startswith("uv run lth ")]
+    assert [shlex.split(c)[3] for c in block] == ["fetch", "train", "prune", "retrain"]
+    for cmd in block:
+        done = run(cmd, tmp_path)
+        assert done.returncode == 0, (cmd, done.stderr)
+    assert "weights remaining" in done.stdout and (tmp_path / "data" / "mnist1d" / "tensors.safetensors").exists()
+
+
+@pytest.mark.slow
+def test_the_workflow_and_report_blocks_run_as_written(tmp_path):
+    """The snakemake commands (as dry runs where they would train a preset) and the papermill one."""
+    project = tmp_path / "project"
+    shutil.copytree(ROOT, project, ignore=shutil.ignore_patterns(".venv", ".git", "results", "data", "reports",
+                                                                 ".snakemake", "mlflow.db", "mlartifacts"))
+    (project / "config" / "config.yaml").write_text(
+        yaml.safe_dump({"tracking": {"enabled": False}, "experiments": {"mnist1d_mlp": tiny({"seeds": [0]})}}))
+    for cmd in commands():
+        if not cmd.startswith("uv run snakemake") or "slurm" in cmd or cmd.endswith(" version"):
+            continue
+        if "--configfile config/presets" in cmd and " -n " not in cmd:
+            cmd = cmd.replace("snakemake", "snakemake -n", 1)  # a preset would train for hours
+        done = run(cmd, project)
+        assert done.returncode == 0, (cmd, done.stdout[-2000:], done.stderr[-2000:])
+    papermill = next(c for c in commands() if c.startswith("uv run papermill"))
+    done = run(papermill, project)
+    assert done.returncode == 0, (papermill, done.stderr[-3000:])
+    assert (project / "out.ipynb").exists() and (project / "report.html").exists()
