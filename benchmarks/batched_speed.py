@@ -40,7 +40,8 @@ lenet_300_100 at M = 64 train 26% faster here (595 -> 750 model-steps/s), resnet
 --kernels: one forward+backward step (no optimiser) of M members, timed for each way of stacking
 the layers: sequential (M separate models), lth.training.batched's stacked layers with Conv2d / BatchNorm2d
 "loop" or "grouped", and torch.func (stack_module_state + functional_call + vmap). Medians of
---repeats alternating repeats. It is a benchmark, not a test: it always exits 0.
+--repeats alternating repeats, for the models of --models among lenet_300_100, conv4 and resnet20. It is a
+benchmark, not a test: it always exits 0.
 """
 
 from __future__ import annotations
@@ -218,7 +219,7 @@ def kernel_table(args, device) -> None:
              ("resnet20", (3, 32, 32), 128, {"width": 16}, (4,))]
     if device.type == "cuda":
         plans = [(n, s, b, o, (4, 16, 64, 256)) for n, s, b, o, _ in plans]
-    for name, shape, batch, options, sizes in plans:
+    for name, shape, batch, options, sizes in [p for p in plans if p[0] in args.models]:
         for m in sizes:
             models = [build_model(name, shape, 10, seed=k, **options).to(device) for k in range(m)]
             x = torch.randn(m, batch, *shape, device=device)

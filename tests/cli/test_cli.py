@@ -44,12 +44,12 @@ def test_stages_chain_by_hand(capsys, tmp_path, data_dir, settings_file):
     # by hand, the thread count is the workflow's default (1), whatever torch would pick, and recorded
     record = json.loads(layout.metrics(RunKey(0, 0, "dense")).read_text())
     assert record["provenance"]["threads"] == 1
-    # a control has no mask of its own to prune; a level job trains every seed, so it takes no --seed
+    # a control has no mask of its own to prune; a job's --seed must be one the plan has
     code, _, err = run(capsys, *stage(results, s, data_dir, "prune", "--level", 1, "--chain", "reinit"))
     assert code != 0 and "reinit is not a mask chain of level 1" in err
     assert layout.metrics(RunKey(0, 1, "reinit")).exists()
-    code, _, err = run(capsys, "job", "level", "--results", results, "--seed", 0, "--level", 1, "--chain", "ticket")
-    assert code != 0 and "a level job trains every seed of the experiment: it takes no --seed" in err
+    code, _, err = run(capsys, "job", "level", "--results", results, "--seed", 5, "--level", 1, "--chain", "ticket")
+    assert code != 0 and "seed 5 is not one of the plan's seeds [0]" in err
 
 
 @pytest.mark.parametrize("changes, message", [

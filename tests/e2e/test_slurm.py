@@ -78,6 +78,14 @@ def sbatch_calls(log):
     return calls
 
 
+def test_the_profile_shows_site_settings_for_every_rule_that_asks_for_a_gpu():
+    """The commented set-resources of profiles/slurm name each training rule (those with a GPU)."""
+    gpu_rules = set(re.findall(r'\*\*train_resources\("(\w+)"\)', (ROOT / "workflow/rules/train.smk").read_text()))
+    shown = set(re.findall(r"^#   (\w+): \{", (ROOT / PROFILE / "config.yaml").read_text(), re.M))
+    assert gpu_rules == {"dense", "rewind", "level", "controls", "transfer", "probe"}
+    assert gpu_rules <= shown, sorted(gpu_rules - shown)
+
+
 @pytest.mark.slow
 def test_sbatch_asks_for_a_gpu_for_training_jobs_only(tmp_path):
     workdir = tmp_path / "work"

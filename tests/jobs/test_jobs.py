@@ -47,7 +47,7 @@ def test_a_level_job_prunes_and_trains_its_chain_and_a_controls_job_the_rest(con
         ctx.run(Job("dense", seed))
     records = ctx.run(ctx.plan.job("level", level=1, chain="ticket"))
     assert [(r["seed"], r["variant"]) for r in records] == [(0, "ticket"), (1, "ticket")]
-    marker = read_json(ctx.plan.level_done(1, "ticket"))
+    marker = read_json(ctx.plan.level_done(1, "ticket", (0,)))
     assert set(marker) == {"seed 0 level 1 ticket", "seed 1 level 1 ticket"}
     assert not ctx.plan.layout.metrics(RunKey(0, 1, "reinit")).exists()  # the controls: not on the chain
     (controls,) = [j for j in ctx.plan.jobs() if j.stage == "controls"]

@@ -87,7 +87,7 @@ def test_a_new_head_is_fresh_and_another_architecture_is_refused_by_layer(tmp_pa
     target = build_model("mlp1d", (40,), 3, seed=2, hidden=32)
     head = [n for n, m in target.named_modules() if isinstance(m, torch.nn.Linear)][-1]
     own_head = target.state_dict()[f"{head}.weight"].clone()
-    load_into(target, path, head)
+    load_into(target, artifacts.load_tensors(path), head, str(path))
     for name, value in target.state_dict().items():
         if name.startswith(f"{head}."):
             continue
@@ -95,7 +95,7 @@ def test_a_new_head_is_fresh_and_another_architecture_is_refused_by_layer(tmp_pa
     assert torch.equal(target.state_dict()[f"{head}.weight"], own_head)
     wider = build_model("mlp1d", (40,), 10, seed=2, hidden=48)
     with pytest.raises(LTHError, match=r"layer '.*' is \(32, 40\) there, \(48, 40\) here"):
-        load_into(wider, path, head)
+        load_into(wider, artifacts.load_tensors(path), head, str(path))
 
 
 def grammar(task, **options):

@@ -165,3 +165,35 @@ def test_the_default_config_and_every_preset_pass(tmp_path):
         config = yaml.safe_load(path.read_text())
         config["download"] = True  # presets that download datasets are planned as their README says
         load(config, SCHEMA, str(path), cwd=tmp_path)
+
+
+def test_a_device_or_precision_the_machine_cannot_do_is_refused_before_any_job(monkeypatch):
+    """Read from nvidia-smi's list (lth.core.gpus) when the workflow is parsed: no torch."""
+    from lth.core.gpus import GPU
+
+    gpus = []
+    monkeypatch.setattr("lth.plan.config.visible_gpus", lambda: gpus)
+    with pytest.raises(LTHError, match=r"^c.yaml: device: 'cuda', but no CUDA device is visible"):
+        load(top(device="cuda"), SCHEMA, "c.yaml")
+    with pytest.raises(LTHError, match=r"^c.yaml: experiments.x.training.precision: tf32 is a CUDA format"):
+        load(one(exp(**{"training.precision": "tf32"})), SCHEMA, "c.yaml")
+    gpus.append(GPU(0, "Tesla V100-SXM2-16GB", (7, 0)))
+    load(one(exp(**{"training.precision": "tf32"})), SCHEMA, "c.yaml")  # a GPU: tf32 is fine
+    with pytest.raises(LTHError, match=r"precision: bf16 needs a GPU of compute capability 8.0 .* V100.* has 7.0"):
+        load(one(exp(**{"training.precision": "bf16"})), SCHEMA, "c.yaml")
+    load({**one(exp(**{"training.precision": "bf16"})), "device": "cpu"}, SCHEMA, "c.yaml")  # CPU autocast
+
+
+def test_visible_gpus_follow_cuda_visible_devices(monkeypatch, tmp_path):
+    from lth.core import gpus
+
+    smi = tmp_path / "nvidia-smi"
+    smi.write_text("#!/bin/sh\nprintf '0, NVIDIA H100 80GB HBM3, 9.0\\n1, NVIDIA A100-SXM4-40GB, 8.0\\n'\n")
+    smi.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tmp_path}:/usr/bin:/bin")
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    assert [g.name for g in gpus.visible_gpus()] == ["NVIDIA H100 80GB HBM3", "NVIDIA A100-SXM4-40GB"]
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "1")
+    assert [(g.index, g.compute_capability, g.has_bf16) for g in gpus.visible_gpus()] == [(1, (8, 0), True)]
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
+    assert gpus.visible_gpus() == []

@@ -45,7 +45,7 @@ def test_jobs_hold_every_seed_keep_controls_off_the_chain_and_read_only_what_the
     previous = {c: p.outputs(p.job("level", 0, 1, c))[0] for c in ("ticket", "finetune")}
     assert p.inputs(ticket)["runs"] == [previous["ticket"], L.rewind(0, 20), L.rewind(1, 20)]
     assert p.inputs(finetune)["runs"] == [previous["finetune"]]  # no theta_k: it never rewinds
-    assert p.inputs(controls)["runs"] == [p.level_done(level, "ticket") for level in range(1, 5)] + [
+    assert p.inputs(controls)["runs"] == [p.level_done(level, "ticket", (0, 1)) for level in range(1, 5)] + [
         L.rewind(0, 20), L.rewind(1, 20)]  # the masks of its levels, not the next level's
     assert all(previous["ticket"] not in p.inputs(j)["runs"] for j in p.jobs() if j.stage == "controls" and j.level > 1)
     assert previous["ticket"].name.startswith("level01-ticket-") and previous["ticket"].parent.name == "jobs"

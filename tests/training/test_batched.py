@@ -145,6 +145,28 @@ def test_conv4_members_with_augmentation_train_as_alone():
         assert_same_run(state, result, models[k], results[k])
 
 
+@pytest.mark.parametrize("members", [2, 3])
+@pytest.mark.parametrize("name, shape, options", [("mod_transformer", (46,), {"dim": 16, "heads": 2}),
+                                                   ("encoder", (6, 8), {"dim": 16, "heads": 2})])
+def test_transformer_members_each_keep_their_own_positions(members, name, shape, options):
+    """The position table is one input shared by all examples: each member must get its own table (with 2
+    members one used to see the other's table for position 1; with 3 it crashed)."""
+    g = torch.Generator().manual_seed(0)
+    x = torch.zeros(300, *shape)
+    x.view(300, -1)[torch.arange(300), torch.randint(0, x[0].numel(), (300,), generator=g)] = 1.0
+    y = torch.randint(0, 10, (300,), generator=g)
+    splits = Splits(info=DATASETS["mnist1d"], x_train=x[:200], y_train=y[:200], x_val=x[200:250], y_val=y[200:250],
+                    x_test=x[250:], y_test=y[250:])
+    training = settings(optimizer="adam", lr=1e-3, batch_size=20, iterations=6, eval_every=3)
+    segs = [Segment(0, 6, lambda t: lr_at(training, t), data_seed=40 + k) for k in range(members)]
+    models = [build_model(name, shape, 10, seed=k, **options) for k in range(members)]
+    masks = [random_mask(m, 400 + k) for k, m in enumerate(models)]
+    results = train_batched(models, masks, splits, training, segs)
+    for k in range(members):
+        state, result = alone(name, shape, k, 400 + k, splits, training, segs[k], **options)
+        assert_same_run(state, result, models[k], results[k])
+
+
 def test_grouped_convolutions_agree_to_float_rounding():
     """The grouped kernel (CUDA's default) is not bitwise a single run's on CPU (the 3-channel stem and
     the 1x1 stride-2 shortcuts differ in the last bits), but within float rounding: 2 steps here, max

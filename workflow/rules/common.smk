@@ -11,6 +11,7 @@ from pathlib import Path
 
 from lth.data import pins
 from lth.core.errors import LTHError
+from lth.core.gpus import visible_gpus
 from lth.core.parts import ANALYSES, EXPERIMENT_KINDS
 from lth.plan.layout import TENSORS_FILE, tensors_file
 from lth.plan import Plan, check_results_folder, plan_of
@@ -40,6 +41,17 @@ RESULTS = os.path.normpath(config["results_dir"])
 TRACKING = config["tracking"]
 TRACKING_URI = resolve_uri(TRACKING["uri"], ".") if TRACKING["enabled"] else None
 LIVE_TRACKING = bool(TRACKING_URI) and TRACKING["live"]
+def parallel_training_jobs():
+    """How many training jobs run at once: a cluster's (or `--jobs`) job count, else Snakemake's cores
+    over each job's threads; at most the GPU slots when the jobs train on GPUs (lth.jobs.device). The
+    plans group seeds by it when runs train one at a time (lth.plan.imp.Plan.seeds_per_job)."""
+    if workflow.nodes:
+        return int(workflow.nodes)
+    parallel = max(1, (workflow.cores or 1) // config["threads"])
+    gpus = visible_gpus() if config["device"] != "cpu" else []
+    return min(parallel, len(gpus) * config["jobs_per_gpu"]) if gpus else parallel
+
+
 # What every job of the workflow reads from settings.json besides the experiment itself: as the
 # config gives it, relative to the working folder, so that a colleague's clone records the same
 # (the tracking URI is resolved by each job, from the same folder and environment).
@@ -51,6 +63,8 @@ WORKFLOW = {
     "live_tracking": LIVE_TRACKING,
     "threads": config["threads"],
     "batching": config["batching"],
+    "jobs_per_gpu": config["jobs_per_gpu"],
+    "parallel_jobs": parallel_training_jobs(),
 }
 
 # settings.json follows the config even without Snakemake's job records (a fresh clone after

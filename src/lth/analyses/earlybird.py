@@ -74,7 +74,7 @@ def runs(job: Job) -> list[RunKey]:
 def inputs(plan, job: Job) -> list:
     """theta_0 (the dense job's) and the IMP ticket of the level, whose density the search uses."""
     return [plan.layout.metrics(RunKey(job.seed, 0, DENSE)),
-            plan.level_done(job.level, "ticket")]
+            plan.level_done(job.level, "ticket", job.seeds)]
 
 
 def search_file(plan, job: Job):
@@ -95,7 +95,7 @@ def search(ctx, job: Job) -> dict:
     base = search_file(plan, job)
     if base.with_suffix(".json").exists():
         return read_json(base.with_suffix(".json"))
-    ticket = artifacts.load_tensors(plan.layout.mask(RunKey(job.seed, job.level, "ticket")))
+    ticket = ctx.load(plan.layout.mask(RunKey(job.seed, job.level, "ticket")), "cpu")
     caught = {}
 
     def watch(model, full):
@@ -137,7 +137,7 @@ def train(ctx, job: Job) -> list[dict]:
     base = search_file(ctx.plan, job)
     found = search(ctx, job)
 
-    drawn = artifacts.load_tensors(base.with_name(base.name + "-mask.safetensors"))
+    drawn = ctx.load(base.with_name(base.name + "-mask.safetensors"))
 
     def start_of(key):
         mask = {n: m.clone() for n, m in drawn.items()}

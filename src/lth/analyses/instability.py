@@ -63,7 +63,7 @@ def inputs(plan, job: Job) -> list:
     L = plan.layout
     out = [L.metrics(RunKey(job.seed, 0, DENSE)), L.rewind(job.seed, job.k)]
     if job.level:
-        out.append(plan.level_done(job.level, "ticket"))
+        out.append(plan.level_done(job.level, "ticket", job.seeds))
     return list(dict.fromkeys(out))
 
 
@@ -83,7 +83,7 @@ def train(ctx, job: Job) -> list[dict]:
         artifacts.load_weights(model, L.rewind(job.seed, job.k))
         if job.level:
             ticket = L.mask(RunKey(job.seed, job.level, "ticket"))
-            mask = artifacts.load_tensors(ticket)
+            mask = ctx.load(ticket)
             masks.check_mask(model, mask, str(ticket))
         else:
             mask = ctx.full_mask(model)

@@ -9,20 +9,23 @@ from lth.core.errors import LTHError
 
 
 def _context(plan, args):
-    """A job context for `plan` on the device and thread count that `args` give."""
+    """A job context for `plan` on the device and thread count that `args` give, its reproducibility
+    switches set (lth.jobs.device); a GPU job holds a GPU slot until it ends."""
     import torch
 
-    from lth.jobs import Context, pick_device
+    from lth.jobs import Context
+    from lth.jobs.device import configure, pick_device
+    from lth.store.tracking import resolve_uri
 
     # The thread count is part of what a CPU result is bitwise reproducible for: by hand as in the
     # workflow (its `threads`, recorded in settings.json; 1 when neither says), and in every record.
     torch.set_num_threads(args.threads or plan.workflow.get("threads", 1))
-    device = args.device if args.device is not None else plan.workflow.get("device", "auto")
-    from lth.store.tracking import resolve_uri
-
+    requested = args.device if args.device is not None else plan.workflow.get("device", "auto")
+    device = pick_device(requested, plan.layout.gpu_slots, int(plan.workflow.get("jobs_per_gpu", 1)))
+    configure(device, plan.settings.training.precision)
     track = args.track if args.track is not None else (resolve_uri(plan.workflow.get("tracking_uri"))
                                                        if plan.workflow.get("live_tracking") else None)
-    return Context(plan, pick_device(device), track_uri=track)
+    return Context(plan, device, track_uri=track)
 
 
 def _by_hand(args):
@@ -127,7 +130,7 @@ def cmd_job(args) -> None:
     import contextlib
     import time
 
-    from lth.plan import GROUPED, Plan
+    from lth.plan import Plan
 
     started = time.perf_counter()
     with contextlib.ExitStack() as stack:
@@ -138,8 +141,6 @@ def cmd_job(args) -> None:
             stack.enter_context(contextlib.redirect_stderr(log))
         try:
             plan = Plan.from_results(args.results)
-            if args.stage in GROUPED and args.seed is not None:
-                raise LTHError(f"a {args.stage} job trains every seed of the experiment: it takes no --seed")
             job = plan.job(args.stage, args.seed, args.level, args.chain, args.target, args.k,
                            fingerprint=args.fingerprint, runs=args.runs, to=args.to)
             records = _context(plan, args).run(job)

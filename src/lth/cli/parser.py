@@ -37,7 +37,7 @@ def run_args(sp, by_hand: bool = True) -> None:
         sp.add_argument("--data-dir", default="data", help="the data folder")
     sp.add_argument("--results", required=True, help="results folder of the experiment, e.g. results/NAME")
     sp.add_argument("--seed", type=int, required=by_hand,
-                    help="the run's seed (init, data order, controls); jobs of every seed: none")
+                    help="the run's seed (init, data order, controls); a job of several seeds: any of them")
     sp.add_argument("--device", default=None if not by_hand else "auto",
                     help="auto (GPU if visible), cpu, cuda, cuda:N")
     sp.add_argument("--threads", type=int, default=0,

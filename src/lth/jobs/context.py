@@ -21,6 +21,7 @@ from lth.plan.imp import Plan
 from lth.plan.job import Job
 from lth.plan.layout import tensors_file
 from lth.pruning import masks
+from lth.store import artifacts
 
 
 class Context:
@@ -35,6 +36,11 @@ class Context:
         from lth.jobs.stages import run
 
         return run(self, job)
+
+    def load(self, path: Path, device: torch.device | str | None = None) -> dict[str, torch.Tensor]:
+        """A tensor file's tensors (checked), on the job's device unless `device` says otherwise: the one
+        place where what a job reads from disk meets its device."""
+        return artifacts.load_tensors(path, self.device if device is None else device)
 
     def dataset(self, target: str | None = None):
         s = self.plan.settings
@@ -72,8 +78,8 @@ class Context:
             from lth.jobs.transfer import load_into
             from lth.plan.pretrained import weights_file
 
-            load_into(model, weights_file(self.plan.layout.root, self.plan.settings, seed)[0],
-                      output_layer_name(model))
+            path = weights_file(self.plan.layout.root, self.plan.settings, seed)[0]
+            load_into(model, self.load(path), output_layer_name(model), str(path))
         return model
 
     def kinds(self, model) -> dict[str, str]:
@@ -89,4 +95,5 @@ class Context:
 
     @cache
     def provenance(self, target: str | None = None, fingerprint: str = "") -> dict[str, Any]:
-        return provenance.record(tensors_file(self.plan.data_dir, self.dataset(target)), self.device, fingerprint)
+        return provenance.record(tensors_file(self.plan.data_dir, self.dataset(target)), self.device, fingerprint,
+                                 self.plan.settings.training.precision)

@@ -1,5 +1,6 @@
 """What every run records about where it was computed: the versions of lth and torch, the git commit
-of the code, the dataset's checksum, the device and thread count, the settings' fingerprint."""
+of the code, the dataset's checksum, the device (on CUDA its GPU, CUDA, cuDNN and switches), the
+precision and thread count, the settings' fingerprint."""
 
 from __future__ import annotations
 
@@ -11,12 +12,14 @@ import torch
 
 import lth
 from lth.data.fetch import file_sha256
+from lth.jobs.device import describe
 
 
-def record(dataset_file: Path, device: torch.device, fingerprint: str) -> dict[str, Any]:
-    """The provenance of a run trained on `device` from `dataset_file` under settings `fingerprint`."""
+def record(dataset_file: Path, device: torch.device, fingerprint: str, precision: str = "fp32") -> dict[str, Any]:
+    """The provenance of a run trained on `device` in `precision` from `dataset_file` under settings
+    `fingerprint` (on CUDA: the GPU, CUDA, cuDNN and the determinism switches, lth.jobs.device)."""
     return {"lth_version": lth.__version__, "torch_version": torch.__version__, "git_commit": git_commit(),
-            "dataset_sha256": file_sha256(dataset_file), "device": str(device),
+            "dataset_sha256": file_sha256(dataset_file), **describe(device), "precision": precision,
             "threads": torch.get_num_threads(), "settings_fingerprint": fingerprint}
 
 

@@ -25,8 +25,8 @@ def prune_level(ctx, seed: int, level: int, chain: str) -> masks.Mask:
     """Level `level`'s mask of `chain` for `seed`, by the plan's pruning rule; written beside its head run."""
     plan, head = ctx.plan, RunKey(seed, level, chain)
     weights_path, mask_path = plan.prune_inputs(head)
-    weights = artifacts.load_tensors(weights_path)
-    old = artifacts.load_tensors(mask_path)
+    weights = ctx.load(weights_path, "cpu")  # scores and selections rank on the CPU; the model gets its device's
+    old = ctx.load(mask_path, "cpu")
     model = ctx.new_model(seed)
     masks.check_mask(model, old, str(mask_path))
     options = plan.method(head)
@@ -80,4 +80,4 @@ def observe(ctx, head: RunKey, observer: str, options) -> dict:
 
             _, found = replay_dense(ctx, head.seed, ctx.plan.settings.training.iterations, watch, f"observe {head}")
             artifacts.save_tensors(path, found.scores())
-    return artifacts.load_tensors(path)
+    return ctx.load(path, "cpu")

@@ -65,7 +65,7 @@ def load_start_weights(ctx, key: RunKey, variant: Variant, model: torch.nn.Modul
     if variant.weights == "rewind":
         theta_k = layout.rewind(key.seed, ctx.plan.settings.rewind_iteration)
         if key.target:
-            load_source_weights(model, artifacts.load_tensors(theta_k), output_layer_name(model))
+            load_source_weights(model, ctx.load(theta_k), output_layer_name(model))
         else:
             artifacts.load_weights(model, theta_k)
     elif variant.weights == "previous":
@@ -78,15 +78,21 @@ def start_mask(ctx, key: RunKey, variant: Variant, model: torch.nn.Module) -> ma
     if variant.mask == "full":
         return ctx.full_mask(model)
     path = ctx.plan.layout.mask(ctx.plan.chain_mask(key))
-    mask = artifacts.load_tensors(path)
+    mask = ctx.load(path)
     if key.target:
         mask = target_mask(mask, model, output_layer_name(model))
     masks.check_mask(model, mask, str(path))
     if variant.mask == "random":
-        g = torch.Generator().manual_seed(derive_seed(key.seed, key.variant, *([key.target] if key.target else []),
-                                                      key.level))
-        mask = random_with_counts(mask, masks.counts(mask), g)
+        mask = {n: m.to(ctx.device) for n, m in random_mask(mask, key).items()}
     return mask
+
+
+def random_mask(template: masks.Mask, key: RunKey) -> masks.Mask:
+    """A random mask with `template`'s per-layer counts, drawn on the CPU from a seed of the run's key
+    (the same on any device)."""
+    g = torch.Generator().manual_seed(derive_seed(key.seed, key.variant, *([key.target] if key.target else []),
+                                                  key.level))
+    return random_with_counts(template, masks.counts(template), g)
 
 
 def schedule(training, which: str) -> Callable[[int], float]:

@@ -9,12 +9,10 @@ classes differ, else it is the source's.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from pathlib import Path
 
 import torch
 
 from lth.core.errors import LTHError
-from lth.store import artifacts
 
 
 def head_is_new(source_state: Mapping[str, torch.Tensor], model: torch.nn.Module, head: str) -> bool:
@@ -50,14 +48,14 @@ def target_mask(source_mask: Mapping[str, torch.Tensor], model: torch.nn.Module,
         if tuple(m.shape) == tuple(params[name].shape):
             out[name] = m.clone()
         elif name == f"{head}.weight":
-            out[name] = torch.ones_like(params[name], dtype=torch.bool)
+            out[name] = torch.ones(params[name].shape, dtype=torch.bool, device=m.device)
         else:
             raise LTHError(f"source mask of '{name}' has shape {tuple(m.shape)}, the target model's is "
                            f"{tuple(params[name].shape)}")
     return out
 
 
-def load_into(model, path: Path, head: str) -> None:
-    """Copy pre-trained weights into `model`, all but an output layer of another size; a layer
-    missing or of another shape is refused by name."""
-    load_source_weights(model, artifacts.load_tensors(path), head, where=f"{path}: the pre-trained network")
+def load_into(model, state: Mapping[str, torch.Tensor], head: str, path: str) -> None:
+    """Copy pre-trained weights (`state`, read from `path`) into `model`, all but an output layer of
+    another size; a layer missing or of another shape is refused by name."""
+    load_source_weights(model, state, head, where=f"{path}: the pre-trained network")

@@ -25,7 +25,7 @@ import torch
 from torch import nn
 
 from lth.core.errors import LTHError
-from lth.models.modular import Block, normal_fan_in
+from lth.models.modular import Block, add_positions, normal_fan_in
 
 MASK = 1  # the channel of the MASK token in one-hot token inputs
 
@@ -101,7 +101,7 @@ class Encoder(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = x.reshape(len(x), self.length, self.tokens)
-        h = self.embed(x) + self.pos(torch.eye(self.length, dtype=x.dtype, device=x.device))
+        h = add_positions(self.embed(x), self.pos)
         for block in self.blocks:
             h = block(h)
         return self.out(self.ln(h[torch.arange(len(x), device=x.device), self.readout(x)]))

@@ -95,6 +95,17 @@ class Block(nn.Module):
         return x + self.fc2(F.relu(self.fc1(self.ln2(x))))
 
 
+def add_positions(h: torch.Tensor, pos: nn.Linear) -> torch.Tensor:
+    """h (N, L, dim) plus the learned position table pos(one-hot positions) (L, dim). The one-hot
+    positions go in as one (1, L, L) input shared by every example, and the table is added per group
+    of examples it has: one group for a network, one per member for networks stacked for batched
+    training (lth.training.batched gives each member its own table from a (1, ...) input). A layer
+    never sees a shared input laid out as if it were examples."""
+    length = h.shape[1]
+    table = pos(torch.eye(length, dtype=h.dtype, device=h.device).unsqueeze(0))  # (groups, L, dim)
+    return (h.unflatten(0, (table.shape[0], -1)) + table.unsqueeze(1)).flatten(0, 1)
+
+
 class ModTransformer(nn.Module):
     """Decoder-only transformer on the two tokens (a, b), read out at the last position.
 
@@ -123,7 +134,7 @@ class ModTransformer(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = x.flatten(1)
         tokens = torch.stack([x[:, : self.p], x[:, self.p :]], dim=1)  # (N, 2, p)
-        h = self.embed(tokens) + self.pos(torch.eye(2, dtype=x.dtype, device=x.device))
+        h = add_positions(self.embed(tokens), self.pos)
         for block in self.blocks:
             h = block(h)
         return self.out(self.ln(h[:, -1]))

@@ -14,6 +14,7 @@ import yaml
 
 from lth.core import parts
 from lth.core.errors import LTHError
+from lth.core.gpus import visible_gpus
 from lth.core.registry import load_target
 from lth.plan.layout import dataset_dir, tensors_file
 from lth.plan.schema import validate
@@ -39,6 +40,7 @@ def load(config: Any, schema_file: str | Path, source: str, cwd: str | Path = ".
     from lth.plan.pretrained import link
 
     experiments = link(experiments, config["experiments"], source)
+    check_device(config["device"], experiments, source)
     for name, c in config["comparisons"].items():
         unknown = [e for e in c["experiments"] if e not in experiments]
         if unknown:
@@ -58,6 +60,25 @@ def check_paths(config: dict, source: str, cwd: str | Path) -> None:
         if not config["paths_outside_project"] and os.path.commonpath([root, full]) != root:
             raise LTHError(f"{source}: {key}: {value!r} is outside the project folder {root}; "
                            f"set paths_outside_project: true to allow it")
+
+
+def check_device(device: str, experiments: dict[str, Settings], source: str) -> None:
+    """`device: cuda` with a GPU visible (nvidia-smi, lth.core.gpus), and each experiment's precision one
+    that the device can train in (tf32: CUDA only; bf16: a GPU of compute capability 8.0 or more)."""
+    gpus = visible_gpus() if device != "cpu" else []
+    if device.startswith("cuda") and not gpus:
+        raise LTHError(f"{source}: device: {device!r}, but no CUDA device is visible (nvidia-smi finds none): "
+                       f"use device: auto (the GPU when there is one) or cpu")
+    on_gpu = bool(gpus) and device != "cpu"
+    for name, s in experiments.items():
+        precision, where = s.training.precision, f"{source}: experiments.{name}.training.precision"
+        if precision == "tf32" and not on_gpu:
+            raise LTHError(f"{where}: tf32 is a CUDA format and the workflow trains on the CPU "
+                           f"(device: {device}); use fp32 or bf16")
+        if precision == "bf16" and on_gpu and not all(g.has_bf16 for g in gpus):
+            old = next(g for g in gpus if not g.has_bf16)
+            raise LTHError(f"{where}: bf16 needs a GPU of compute capability 8.0 or more; {old.name} has "
+                           f"{'.'.join(map(str, old.compute_capability))} (use fp32 or tf32)")
 
 
 def check_layers(s: Settings, where: str) -> None:

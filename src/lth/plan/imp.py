@@ -29,6 +29,7 @@ Analyses that train runs of their own add their jobs through their registered ho
 from __future__ import annotations
 
 import hashlib
+import math
 from collections.abc import Mapping
 from dataclasses import replace
 from pathlib import Path
@@ -199,17 +200,56 @@ class Plan:
             self._jobs = self._plan_jobs()
         return self._jobs
 
-    def _plan_jobs(self) -> list[Job]:
-        s, out, seeds, top = self.settings, [], tuple(self.settings.seeds), self.settings.pruning.levels
-        for seed in seeds:
+    def _plan_jobs(self, per_seed: bool = True) -> list[Job]:
+        """The jobs; `per_seed` False: every seed in one job (what `seeds_per_job` counts runs with)."""
+        s, out, top = self.settings, [], self.settings.pruning.levels
+        for seed in s.seeds:
             out.append(Job("dense", seed))
             if s.rewind_iteration:
                 out.append(Job("rewind", seed, k=s.rewind_iteration))
-        out += [Job("level", seeds, level, chain) for level in range(1, top + 1) for chain in chains(s.variants)]
+        groups = self.seed_groups() if per_seed else [tuple(s.seeds)]
+        out += [Job("level", seeds, level, chain) for level in range(1, top + 1) for chain in chains(s.variants)
+                for seeds in groups]
         out += [Job("controls", seeds, first, chain, to=min(first + CONTROL_LEVELS - 1, top))
-                for chain in chains(s.variants) if self.controls(chain) for first in range(1, top + 1, CONTROL_LEVELS)]
-        out += [Job("transfer", seeds, level, target=t) for t in s.transfer.targets for level in self.transfer_levels()]
+                for chain in chains(s.variants) if self.controls(chain) for first in range(1, top + 1, CONTROL_LEVELS)
+                for seeds in groups]
+        out += [Job("transfer", seeds, level, target=t) for t in s.transfer.targets for level in self.transfer_levels()
+                for seeds in groups]
         return [self.with_runs(job) for job in out]
+
+    def seed_groups(self) -> list[tuple[int, ...]]:
+        """The seeds that share each level, controls and transfer job, `seeds_per_job` at a time."""
+        seeds = tuple(self.settings.seeds)
+        per = self.seeds_per_job()
+        return [seeds[i : i + per] for i in range(0, len(seeds), per)]
+
+    def seeds_per_job(self) -> int:
+        """How many seeds a level, controls or transfer job holds.
+
+        With `batching` (the workflow's), as many as train together: the same on every machine, so a
+        batched run's bits never depend on where it ran. Without, one job trains its runs one after
+        another, and the count trades process start-ups (few jobs) against the chain's critical path
+        (one seed a job): the most seeds whose chain (levels x seeds runs) stays within half of the
+        experiment's runs spread over the training jobs that run at once (the workflow's
+        `parallel_jobs`: Snakemake's cores over threads, the GPU slots, or a cluster's jobs):
+        ceil(runs / (2 x parallel x levels)). benchmarks/critical_path.py measures the trade; every
+        seed in one job when the workflow does not say."""
+        seeds = len(self.settings.seeds)
+        batching = int(self.workflow.get("batching", 1))
+        if batching > 1:
+            return min(seeds, batching)
+        parallel = self.workflow.get("parallel_jobs")
+        if not parallel:
+            return seeds
+        runs = sum(len(self.job_runs(job)) for job in self._plan_jobs(per_seed=False))
+        return max(1, min(seeds, math.ceil(runs / (2 * int(parallel) * max(1, self.chain_length())))))
+
+    def chain_length(self) -> int:
+        """The most jobs of one chain that wait one on another (IMP: its levels)."""
+        return self.settings.pruning.levels
+
+    def group_of(self, seed: int) -> tuple[int, ...]:
+        return next(group for group in self.seed_groups() if seed in group)
 
     def probes(self, analysis: str | None = None) -> list[Job]:
         """The jobs that train the runs the configured analyses need (all, or those of `analysis`),
@@ -253,23 +293,30 @@ class Plan:
 
     def job(self, stage: str, seed: int | None = None, level: int = 0, chain: str = "", target: str = "",
             k: int = 0, fingerprint: str | None = None, runs: str = "", to: int = 0) -> Job:
-        """The planned job with this key (a GROUPED stage's holds every seed; `seed`, if given, is one of
-        them); LTHError if the plan has none (or other settings' fingerprint). `runs` may name an earlier
-        job's marker that covers this job's runs (see `done`), or one that Snakemake deleted to rerun
-        that job (its inputs changed): the job then writes that marker again, for the runs it holds now."""
+        """The planned job with this key: a GROUPED stage's is the one holding `seed` (or, without one,
+        the one of the runs `runs` names, or the only one); LTHError if the plan has none (or other
+        settings' fingerprint). `runs` may also name an earlier job's marker that covers this job's runs
+        (see `done`), or one that Snakemake deleted to rerun that job (its inputs changed): the job then
+        writes that marker again, for the runs it holds now (`covered`)."""
         if seed is not None and int(seed) not in self.settings.seeds:
             raise LTHError(f"{self.experiment}: seed {seed} is not one of the plan's seeds {list(self.settings.seeds)}")
         if seed is None and stage not in GROUPED:
             raise LTHError(f"{self.experiment}: a {stage} job is of one seed: give it")
-        seeds = tuple(self.settings.seeds) if stage in GROUPED else int(seed)
-        job = self.with_runs(Job(stage, seeds, int(level), chain, target, int(k), to=int(to)))
-        if job not in self.jobs() and job not in self.probes():
-            raise LTHError(f"{self.experiment}: no job '{job}' in the plan of {self.layout.settings}")
-        if runs and runs != job.runs:
-            named = self.outputs(replace(job, runs=runs))[0]
-            if named.exists() and self.done(job) != named:
-                raise LTHError(f"{self.experiment}: job '{job}' holds runs {job.runs}, not {runs}")
-            job = replace(job, runs=runs)
+        key = (stage, int(level), chain, target, int(k), int(to))
+        candidates = [j for j in self.jobs() + self.probes() if (j.stage, j.level, j.chain, j.target, j.k, j.to) == key
+                      and (seed is None or int(seed) in j.seeds)]
+        if not candidates:
+            wanted = Job(stage, self.group_of(int(seed)) if seed is not None and stage in GROUPED else
+                         (int(seed) if seed is not None else tuple(self.settings.seeds)), *key[1:5], to=key[5])
+            raise LTHError(f"{self.experiment}: no job '{wanted}' in the plan of {self.layout.settings}")
+        named = [j for j in candidates if j.runs == runs]
+        if named or not runs:
+            if len(named or candidates) > 1:
+                raise LTHError(f"{self.experiment}: {len(candidates)} {stage} jobs of level {level} hold different "
+                               f"seeds: name one with --seed (or --runs)")
+            job = (named or candidates)[0]
+        else:
+            job = replace(self.covered(candidates, runs), runs=runs)
         stage_fp = self.fingerprint(job)
         if fingerprint is not None and fingerprint != stage_fp:
             raise LTHError(f"{self.experiment}: job '{job}' is for settings of fingerprint {fingerprint}, but the "
@@ -302,19 +349,33 @@ class Plan:
         theta_k = [L.rewind(seed, s.rewind_iteration) for seed in job.seeds] if s.rewind_iteration else []
         if job.stage == "level":
             previous = ([L.metrics(RunKey(seed, 0, DENSE)) for seed in job.seeds] if job.level == 1
-                        else [self.level_done(job.level - 1, job.chain)])
+                        else [self.level_done(job.level - 1, job.chain, job.seeds)])
             return {"data": data, "runs": previous + (theta_k if rewinds else [])}
         if job.stage == "controls":  # the masks of its levels
-            return {"data": data, "runs": [self.level_done(level, job.chain) for level in job.levels]
+            return {"data": data, "runs": [self.level_done(level, job.chain, job.seeds) for level in job.levels]
                     + (theta_k if rewinds else [])}
         target = tensors_file(self.data_dir, s.transfer.targets[job.target].dataset)
         dense = [L.metrics(RunKey(seed, 0, DENSE)) for seed in job.seeds]
-        tickets = [self.level_done(job.level, "ticket")] if job.level else []
+        tickets = [self.level_done(job.level, "ticket", job.seeds)] if job.level else []
         return {"data": data + [target], "runs": [*dense, *theta_k, *tickets]}
 
-    def level_done(self, level: int, chain: str) -> Path:
-        """The marker of the level job of `chain` at `level` (its masks and head runs are finished)."""
-        return self.done(self.with_runs(Job("level", tuple(self.settings.seeds), level, chain)))
+    def covered(self, candidates: list[Job], runs: str) -> Job:
+        """The job an earlier marker named `runs` stands for among `candidates` (jobs of one stage,
+        chain and level): the one it covers (`done`); if Snakemake deleted it to rerun it, the seeds of
+        the candidates whose runs are all finished (it covered finished runs), else of all of them."""
+        marker = self.outputs(replace(candidates[0], runs=runs))[0]
+        if marker.exists():
+            for job in candidates:
+                if self.done(job) == marker:
+                    return job
+            raise LTHError(f"{self.experiment}: job '{candidates[0]}' holds runs {candidates[0].runs}, not {runs}")
+        done = [j for j in candidates if all(self.layout.metrics(k).exists() for k in self.job_runs(j))] or candidates
+        return self.with_runs(replace(candidates[0], seeds=tuple(sorted(s for j in done for s in j.seeds))))
+
+    def level_done(self, level: int, chain: str, seeds: tuple[int, ...]) -> Path:
+        """The marker of the level job of `chain` at `level` that holds `seeds` (its masks and head runs
+        are finished)."""
+        return self.done(self.with_runs(Job("level", self.group_of(seeds[0]), level, chain)))
 
     def targets(self) -> list[Path]:
         """The outputs of every job: what the summary waits for."""

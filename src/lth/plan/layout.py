@@ -104,6 +104,12 @@ class Layout:
     def log(self, name: str) -> Path:
         return self.root / "logs" / f"{name}.log"
 
+    @property
+    def gpu_slots(self) -> Path:
+        """The folder of the GPU slots' locks (lth.jobs.device), shared by every experiment of the results
+        folder."""
+        return self.root.parent / ".locks" / "gpus"
+
     def lock(self, name: str) -> Path:
         """The lock a running job holds (lth.jobs), so that it never runs twice at once; beside the
         experiment's folder, not in it (a lock is no result, and DVC versions that folder)."""

@@ -155,14 +155,21 @@ class Sweep(Plan):
         controls = [f"{job.chain}-{c}" for c in self.settings.oneshot.controls]
         return [RunKey(seed, job.level, v) for seed in job.seeds for v in (job.chain, *controls)]
 
-    def _plan_jobs(self) -> list[Job]:
+    def _plan_jobs(self, per_seed: bool = True) -> list[Job]:
         s, out = self.settings, []
         for seed in s.seeds:
             out.append(Job("dense", seed))
             out += [Job("rewind", seed, k=k) for k in self.replays()]
-        out += [self.with_runs(Job("level", tuple(s.seeds), level, chain)) for level in self.levels()
-                for chain in s.oneshot.methods]
+        groups = self.seed_groups() if per_seed else [tuple(s.seeds)]
+        out += [self.with_runs(Job("level", seeds, level, chain)) for level in self.levels()
+                for chain in s.oneshot.methods for seeds in groups]
         return out
+
+    def chain_length(self) -> int:
+        """A method `at: previous` waits density on density; the others' densities are independent."""
+        previous = any(m.at == "previous" and parts.TRAINING_MODES[m.train].fixed_mask
+                       for m in self.settings.oneshot.methods.values())
+        return len(self.levels()) if previous else 1
 
     def replays(self) -> list[int]:
         """The iterations of the dense run that are replayed: the rewind point, and those methods score."""
@@ -185,9 +192,6 @@ class Sweep(Plan):
             return L.rewind(head.seed, at), L.mask(dense)
         source = self.previous(head) if at == "previous" else dense
         return L.final(source), L.mask(source)
-
-    def pruning_options(self, head: RunKey):
-        return self.method(head)
 
     def inputs(self, job: Job) -> dict[str, list[Path]]:
         s, L = self.settings, self.layout

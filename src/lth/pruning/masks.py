@@ -70,24 +70,25 @@ def check_mask(model: nn.Module, mask: Mapping[str, torch.Tensor], source: str =
 
 @torch.no_grad()
 def apply_mask(model: nn.Module, mask: Mapping[str, torch.Tensor]) -> None:
-    """Zero the pruned weights in place."""
+    """Zero the pruned weights in place (a mask on another device is copied to the weights')."""
     params = dict(model.named_parameters())
     for name, m in mask.items():
-        params[name].mul_(m.to(params[name].dtype))
+        params[name].mul_(m.to(device=params[name].device, dtype=params[name].dtype))
 
 
 class MaskEnforcer:
     """Keeps pruned weights exactly zero after every optimiser step, whatever the optimiser.
 
     Adam's moments or SGD's momentum and weight decay would move a zeroed weight again;
-    multiplying by the mask after each step (one fused foreach call) keeps it at exactly 0.0.
+    multiplying by the mask after each step (one fused foreach call, on the weights' device)
+    keeps it at exactly 0.0. Every masked layer is multiplied, dense ones too (by 1.0: exact), so
+    that nothing here reads a mask's values: building it never waits for the device.
     """
 
     def __init__(self, model: nn.Module, mask: Mapping[str, torch.Tensor]):
         params = dict(model.named_parameters())
-        pruned = [(name, m) for name, m in mask.items() if not bool(m.all())]
-        self.params = [params[name] for name, _ in pruned]
-        self.factors = [m.to(device=params[name].device, dtype=params[name].dtype) for name, m in pruned]
+        self.params = [params[name] for name in mask]
+        self.factors = [m.to(device=params[name].device, dtype=params[name].dtype) for name, m in mask.items()]
 
     @torch.no_grad()
     def __call__(self) -> None:

@@ -41,8 +41,17 @@ def save_tensors(path: str | Path, tensors: Mapping[str, torch.Tensor]) -> None:
         save_file(tensors, str(tmp), metadata={CHECKSUM: digest(tensors)})
 
 
-def load_tensors(path: str | Path) -> dict[str, torch.Tensor]:
-    """The tensors of a file written by `save_tensors`; LTHError naming it if missing or damaged."""
+def load_tensors(path: str | Path, device: torch.device | str | None = None) -> dict[str, torch.Tensor]:
+    """The tensors of a file written by `save_tensors`, on `device` (default: the CPU); LTHError naming
+    it if missing or damaged. They are read and checked on the CPU, then moved once."""
+    tensors = read_checked(path)
+    if device is not None and torch.device(device).type != "cpu":
+        tensors = {k: v.to(device) for k, v in tensors.items()}
+    return tensors
+
+
+def read_checked(path: str | Path) -> dict[str, torch.Tensor]:
+    """The CPU tensors of a file written by `save_tensors`, their checksum checked."""
     from safetensors import SafetensorError, safe_open
 
     path = Path(path)

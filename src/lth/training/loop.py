@@ -22,14 +22,13 @@ import torch
 from torch import nn
 
 from lth.core.errors import LTHError
-from lth.core.seeding import derive_seed
-from lth.data.augment import augment_batch
 from lth.pruning.masks import Mask, MaskEnforcer, apply_mask
 from lth.store.artifacts import load_checkpoint, save_checkpoint
 from lth.training.evaluation import evaluation_point, loss_of, summarise, task_of
 from lth.training.features import active_features
 from lth.training.optim import Optimizer
-from lth.training.order import BatchOrder
+from lth.training.order import BatchOrder, draw, gather, to_device
+from lth.training.precision import autocast
 
 
 @dataclass
@@ -66,7 +65,9 @@ def train(model: nn.Module, mask: Mask, splits, training: dict[str, Any], seg: S
         enforce = lambda t: keep_zero()  # noqa: E731
     step = Step(model, optimizer, splits, training, seg.data_seed, augment, enforce, observe,
                 active_features(model, mask, training, features))
-    t, curves = resume(model, optimizer, splits, seg)
+    in_precision = lambda: autocast(device, training.get("precision", "fp32"))  # noqa: E731
+    with in_precision():
+        t, curves = resume(model, optimizer, splits, seg)
     last_ckpt, tally = t, Tally(device, task_of(splits))
     every, ckpt_every = training["eval_every"], training["checkpoint_every"]
     bar = _progress(seg, t)
@@ -77,7 +78,8 @@ def train(model: nn.Module, mask: Mask, splits, training: dict[str, Any], seg: S
         tally.add(*step(t, lr))
         t += 1
         if (t - seg.start) % every == 0 or t == seg.stop:
-            curves.append(evaluation_point(model, splits, t, lr, *tally.take()))
+            with in_precision():
+                curves.append(evaluation_point(model, splits, t, lr, *tally.take()))
             if bar is not None:
                 bar.update(t - bar.n)
                 bar.set_postfix(test_acc=f"{curves[-1]['test_accuracy']:.3f}")
@@ -88,7 +90,8 @@ def train(model: nn.Module, mask: Mask, splits, training: dict[str, Any], seg: S
     if bar is not None:
         bar.close()
     seconds = time.perf_counter() - started
-    return {"curves": curves, "summary": summarise(model, splits, curves, seconds)}
+    with in_precision():
+        return {"curves": curves, "summary": summarise(model, splits, curves, seconds)}
 
 
 def resume(model: nn.Module, optimizer: Optimizer, splits, seg: Segment) -> tuple[int, list[dict]]:
@@ -115,24 +118,23 @@ class Step:
         device = next(model.parameters()).device
         self.model, self.optimizer, self.splits, self.data_seed = model, optimizer, splits, data_seed
         self.augment, self.enforce, self.observe, self.task = augment, enforce, observe, task_of(splits)
-        self.order = BatchOrder(len(splits.y_train), training["batch_size"], data_seed, device)
+        self.device, self.precision = device, training.get("precision", "fp32")
+        self.order = BatchOrder(len(splits.y_train), training["batch_size"], data_seed)
         self.batch_features = [f for f in features if hasattr(f, "inputs")]
         self.loss_features = [f for f in features if hasattr(f, "penalty")]
 
     def __call__(self, t: int, lr: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        idx = self.order(t)
-        xb, yb = self.splits.x_train[idx], self.splits.y_train[idx]
-        if self.augment:
-            # a CPU generator: the same crops and flips whatever the device
-            xb = augment_batch(xb, torch.Generator().manual_seed(derive_seed(self.data_seed, "aug", t)))
+        xb, yb = gather(self.splits, to_device(draw(self.order, t, self.data_seed, self.augment), self.device),
+                        self.augment)
         if self.observe is not None:
             self.observe(t, xb, yb)
         for feature in self.batch_features:
             xb = feature.inputs(self.model, xb, yb, self.data_seed, t)
-        out = self.model(xb)
-        loss = loss_of(out, yb, self.task)
-        for feature in self.loss_features:
-            loss = loss + feature.penalty(self.model)
+        with autocast(self.device, self.precision):
+            out = self.model(xb)
+            loss = loss_of(out, yb, self.task)
+            for feature in self.loss_features:
+                loss = loss + feature.penalty(self.model)
         self.optimizer.zero_grad()
         loss.backward()
         self.optimizer.step(lr)

@@ -1,6 +1,10 @@
-"""Which training examples iteration t trains on: epochs are seeded permutations (seeded by the
-run's data seed and the epoch), so a run resumed at iteration t sees exactly the batches an
-uninterrupted run would, and a checkpoint need hold no RNG state.
+"""Which training examples iteration t trains on, and how they reach the device.
+
+Epochs are seeded permutations (seeded by the run's data seed and the epoch), so a run resumed at
+iteration t sees exactly the batches an uninterrupted run would, and a checkpoint need hold no RNG
+state. A step's batch is drawn on the CPU, its indices and (with augmentation) its crops and flips
+together, and moved to the device in one copy (`to_device`: pinned and asynchronous on CUDA): a
+training step never waits for the device.
 """
 
 from __future__ import annotations
@@ -9,15 +13,16 @@ import torch
 
 from lth.core.errors import LTHError
 from lth.core.seeding import derive_seed
+from lth.data.augment import apply_augment, draw_augment
 
 
 class BatchOrder:
-    """Indices of iteration t's minibatch; epochs are seeded permutations, the last partial batch dropped."""
+    """Indices (CPU) of iteration t's minibatch; epochs are seeded permutations, the last partial batch dropped."""
 
-    def __init__(self, n: int, batch_size: int, data_seed: int, device: torch.device):
+    def __init__(self, n: int, batch_size: int, data_seed: int):
         if batch_size > n:
             raise LTHError(f"training.batch_size: {batch_size} exceeds the {n} training examples")
-        self.n, self.batch_size, self.seed, self.device = n, batch_size, data_seed, device
+        self.n, self.batch_size, self.seed = n, batch_size, data_seed
         self.per_epoch = n // batch_size
         self._epoch, self._perm = -1, None
 
@@ -25,5 +30,29 @@ class BatchOrder:
         epoch, i = divmod(t, self.per_epoch)
         if epoch != self._epoch:
             g = torch.Generator().manual_seed(derive_seed(self.seed, "order", epoch))
-            self._perm, self._epoch = torch.randperm(self.n, generator=g).to(self.device), epoch
+            self._perm, self._epoch = torch.randperm(self.n, generator=g), epoch
         return self._perm[i * self.batch_size : (i + 1) * self.batch_size]
+
+
+def draw(order: BatchOrder, t: int, data_seed: int, augment: bool) -> torch.Tensor:
+    """Iteration t's batch as the CPU draws it: its indices (B,), or with augmentation (4, B): the
+    indices, then each example's row offset, column offset and flip (lth.data.augment)."""
+    idx = order(t)
+    if not augment:
+        return idx
+    return torch.cat([idx.unsqueeze(0), draw_augment(len(idx), torch.Generator().manual_seed(
+        derive_seed(data_seed, "aug", t)))])
+
+
+def to_device(t: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """The one copy of a step's draws to the device: pinned and asynchronous on CUDA (no wait), none on the CPU."""
+    if device.type == "cuda":
+        return t.pin_memory().to(device, non_blocking=True)
+    return t.to(device)
+
+
+def gather(splits, drawn: torch.Tensor, augment: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """The inputs and labels a batch's draws (on the device; from `draw`) select, augmented."""
+    idx = drawn[0] if augment else drawn
+    xb, yb = splits.x_train[idx], splits.y_train[idx]
+    return (apply_augment(xb, drawn[1:]) if augment else xb), yb

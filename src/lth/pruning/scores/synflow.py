@@ -62,7 +62,7 @@ def score(weights, mask, context) -> dict:
     r = model(ones).sum()
     grads = torch.autograd.grad(r, ws, materialize_grads=True)
     flow = {name: (w * g).detach().abs().cpu() for name, w, g in zip(mask, ws, grads)}
-    dead = [name for name, g in zip(mask, grads) if mask[name].any() and not (g.cpu()[mask[name]] > 0).any()]
+    dead = [name for name, g in zip(mask, grads) if mask[name].any() and not (g.cpu()[mask[name].cpu()] > 0).any()]
     if not 0 < r.item() < float("inf") or dead:
         where = dead[0] if dead else next(iter(mask))
         cut = [name for name, m in mask.items() if not m.any()]

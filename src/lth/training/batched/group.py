@@ -15,8 +15,7 @@ import torch
 from torch import nn
 
 from lth.core.errors import LTHError
-from lth.core.seeding import derive_seed
-from lth.data.augment import augment_batch
+from lth.data.augment import apply_augment
 from lth.pruning.masks import Mask, MaskEnforcer, check_mask
 from lth.store.artifacts import load_checkpoint, save_checkpoint
 from lth.training.batched.layers import StackedModel
@@ -26,7 +25,8 @@ from lth.training.batched.optimizer import StackedOptimizer
 from lth.training.evaluation import summary_of, task_of
 from lth.training.features import unbatchable
 from lth.training.loop import Segment
-from lth.training.order import BatchOrder
+from lth.training.order import BatchOrder, draw, to_device
+from lth.training.precision import autocast
 
 
 def train_batched(models: Sequence[nn.Module], masks: Sequence[Mask], splits, training: dict[str, Any],
@@ -115,6 +115,7 @@ class Group:
                  keys: list[str], *, conv: str, bn: str, exact: bool, whole: bool, eval_budget: int | None):
         n, device = len(models), next(models[0].parameters()).device
         self.n, self.keys, self.splits, self.segments, self.exact = n, keys, splits, segments, exact
+        self.device, self.precision = device, training.get("precision", "fp32")
         self.batch, self.input_shape = training["batch_size"], tuple(splits.x_train.shape[1:])
         self.task, self.classifies = task_of(splits), task_of(splits) == "classification"
         if eval_budget is None:
@@ -128,7 +129,7 @@ class Group:
         self.params = list(self.stacked.net.parameters())
         self.optimizer = StackedOptimizer(self.params, n, training, whole=whole)
         self.bn_buffers = list(self.stacked.net.buffers())
-        self.orders = [BatchOrder(len(splits.y_train), self.batch, seg.data_seed, device) for seg in segments]
+        self.orders = [BatchOrder(len(splits.y_train), self.batch, seg.data_seed) for seg in segments]
         self.lengths = [seg.stop - seg.start for seg in segments]
         self.every, self.ckpt_every = training["eval_every"], training["checkpoint_every"]
         self.step, self.last_ckpt = 0, 0
@@ -198,13 +199,15 @@ class Group:
         return groups
 
     def batches(self, augment: bool) -> tuple[torch.Tensor, torch.Tensor]:
-        """Every member's batch of this step, (M, B, ...) inputs and (M, B) labels."""
-        ts = [seg.start + self.step for seg in self.segments]
-        idx = torch.stack([order(t) for order, t in zip(self.orders, ts)])
+        """Every member's batch of this step, (M, B, ...) inputs and (M, B) labels: each drawn as its run
+        would draw it alone (lth.training.order), all moved to the device in one copy."""
+        drawn = to_device(torch.stack([draw(order, seg.start + self.step, seg.data_seed, augment)
+                                       for order, seg in zip(self.orders, self.segments)]), self.device)
+        idx = drawn[:, 0] if augment else drawn
         xb, yb = self.splits.x_train[idx], self.splits.y_train[idx]
-        if augment:
-            xb = torch.stack([augment_batch(xb[k], torch.Generator().manual_seed(
-                derive_seed(self.segments[k].data_seed, "aug", ts[k]))) for k in range(self.n)])
+        if augment:  # each example's own crop and flip: the same whether the members are laid end to end or not
+            params = drawn[:, 1:].transpose(0, 1).reshape(3, -1)
+            xb = apply_augment(xb.flatten(0, 1), params).view(xb.shape)
         return xb, yb
 
     def train_step(self, augment: bool) -> None:
@@ -212,8 +215,9 @@ class Group:
         n = self.n
         groups = self.learning_rates()
         xb, yb = self.batches(augment)
-        out = self.stacked(xb.reshape(n * self.batch, *self.input_shape)).view(n, self.batch, -1)
-        losses = step_losses(out, yb, self.task, self.exact)
+        with autocast(self.device, self.precision):
+            out = self.stacked(xb.reshape(n * self.batch, *self.input_shape)).view(n, self.batch, -1)
+            losses = step_losses(out, yb, self.task, self.exact)
         grads = torch.autograd.grad(losses.sum(), self.params)
         self.optimizer.step(grads, groups)
         self.keep_zero()
@@ -232,10 +236,11 @@ class Group:
     # --- evaluation ---------------------------------------------------------------------------
     def evaluate(self, members: list[int], train_loss: list, train_acc: list) -> None:
         """A point on the curves of `members` now."""
-        val = evaluate_members(self.stacked, members, self.splits.x_val, self.splits.y_val, self.task, self.chunk,
-                               self.exact)
-        test = evaluate_members(self.stacked, members, self.splits.x_test, self.splits.y_test, self.task,
-                                self.chunk, self.exact)
+        with autocast(self.device, self.precision):
+            val = evaluate_members(self.stacked, members, self.splits.x_val, self.splits.y_val, self.task,
+                                   self.chunk, self.exact)
+            test = evaluate_members(self.stacked, members, self.splits.x_test, self.splits.y_test, self.task,
+                                    self.chunk, self.exact)
         for i, k in enumerate(members):
             t = self.segments[k].start + self.step
             lr = self.segments[k].lr(t) if self.step == 0 else self.last_lr[k]
@@ -277,8 +282,9 @@ class Group:
         """Each member's result (train's format, or how it diverged); its trained weights loaded into
         `models`."""
         ok = [k for k in range(self.n) if k not in self.diverged]
-        accuracies = evaluate_members(self.stacked, ok, self.splits.x_train, self.splits.y_train, self.task,
-                                      self.chunk, self.exact) if ok else []
+        with autocast(self.device, self.precision):
+            accuracies = evaluate_members(self.stacked, ok, self.splits.x_train, self.splits.y_train, self.task,
+                                          self.chunk, self.exact) if ok else []
         train_acc = {k: acc for k, (_, acc) in zip(ok, accuracies)}
         out = []
         with torch.no_grad():

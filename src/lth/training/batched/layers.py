@@ -64,6 +64,9 @@ class StackedLinear(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         m = self.members.count
         w, b = _pick(self.weight, self.members), _pick(self.bias, self.members)
+        if x.shape[0] == 1 and m > 1:  # one input shared by every example (a position table): one output per member
+            out = _LinearFn.apply(x.reshape(1, -1, x.shape[-1]).expand(m, -1, -1), w, b)
+            return out.reshape(m, *x.shape[1:-1], w.shape[1])
         out = _LinearFn.apply(x.reshape(m, -1, x.shape[-1]), w, b)
         return out.reshape(*x.shape[:-1], w.shape[1])
 

@@ -83,7 +83,8 @@ class EdgePopup(nn.Module):
     """`model` with frozen weights, each prunable one used as weight * top-k(|score|) mask.
 
     names: the prunable parameters (e.g. `list(lth.pruning.masks.layer_kinds(model))`); density in (0, 1),
-    the same for every layer; g: the generator the scores are drawn from (on the weights' device).
+    the same for every layer; g: the CPU generator the scores are drawn from (then moved to the
+    weights' device, so a run's scores are the same on any device).
     """
 
     def __init__(self, model: nn.Module, names: Sequence[str], density: float, g: torch.Generator):
@@ -102,9 +103,9 @@ class EdgePopup(nn.Module):
         self.counts = [keep_count(params[n].numel(), density) for n in self.names]
         scores = []
         for n in self.names:
-            s = torch.empty_like(params[n])
+            s = torch.empty(params[n].shape, dtype=params[n].dtype)  # drawn on the CPU: the same on any device
             init.kaiming_uniform_(s, a=math.sqrt(5), generator=g)
-            scores.append(nn.Parameter(s))
+            scores.append(nn.Parameter(s.to(params[n].device)))
         self.scores = nn.ParameterList(scores)
 
     def named_parameters(self, prefix: str = "", recurse: bool = True,
@@ -150,7 +151,6 @@ def setup(start, key, plan, names) -> Setup:
     """Edge-popup at the run's density on the start state's weights (frozen); the scores drawn from a
     generator seeded by the run's key. The run's model is the found subnetwork (the frozen weights
     under the top scores) and its mask the top scores per layer."""
-    device = next(start.model.parameters()).device
-    g = torch.Generator(device=device).manual_seed(derive_seed(key.seed, "scores", key.variant, key.level))
+    g = torch.Generator().manual_seed(derive_seed(key.seed, "scores", key.variant, key.level))
     popup = EdgePopup(start.model, names, plan.target_density(key), g)
     return Setup(popup, {}, None, lambda: (popup.ticket(), popup.mask()))

@@ -44,15 +44,20 @@ def density_at(t: int, final_density: float, warmup: int, ramp: int) -> float:
 def top_k(scores: torch.Tensor, k: int) -> torch.Tensor:
     """Bool mask of the k largest of a flat tensor; among equal scores the lower index is kept.
 
-    A fixed tie rule, as in lth.pruning.select, so masks never depend on sort internals. O(n):
-    everything above the k-th largest value, then the lowest-indexed of the values equal to it.
+    A fixed tie rule, as in lth.pruning.select, so masks never depend on sort internals: everything
+    above the k-th largest value, then the lowest-indexed of the values equal to it. The k-th largest
+    value is found by `kthvalue` on the CPU (O(n)) and by a sort elsewhere (CUDA's kthvalue is not
+    among its deterministic kernels in every torch version); both find the same value.
     """
     n = scores.numel()
     if k >= n:
         return torch.ones_like(scores, dtype=torch.bool)
     if k <= 0:
         return torch.zeros_like(scores, dtype=torch.bool)
-    kth = -torch.kthvalue(-scores, k).values
+    if scores.device.type == "cpu":
+        kth = -torch.kthvalue(-scores, k).values
+    else:
+        kth = torch.sort(scores, descending=True).values[k - 1]
     keep = scores > kth
     ties = scores == kth
     return keep | (ties & (ties.cumsum(0) <= k - keep.sum()))
