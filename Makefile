@@ -3,7 +3,7 @@
 UV := python3 -m uv
 VENV := .venv/.synced
 
-.PHONY: run test test-quick setup clean
+.PHONY: run test test-quick mutation setup clean
 setup: $(VENV)
 
 $(VENV): pyproject.toml uv.lock
@@ -22,6 +22,11 @@ test: $(VENV)
 
 test-quick: $(VENV)
 	$(UV) run --frozen pytest -m "not slow"
+
+# Does a test fail when an exactness claim breaks? Mutants of the committed tree, each against its
+# tests (minutes; not part of `make test`): benchmarks/mutation.py.
+mutation: $(VENV)
+	$(UV) run --frozen python benchmarks/mutation.py
 
 clean:
 	rm -rf .venv .snakemake results/*/ reports

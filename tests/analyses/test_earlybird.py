@@ -83,7 +83,7 @@ def test_earlybird_leaves_training_bitwise_untouched_and_draws_masks_of_the_exac
         return model, result
 
     ref_model, ref = run()
-    drawn, made = [], {}
+    drawn, made, weights = [], {}, {}
 
     def watched(model, mask):
         eb = made["eb"] = EarlyBird(model, mask, density=0.2, every=20, window=3, threshold=0.3)
@@ -93,6 +93,7 @@ def test_earlybird_leaves_training_bitwise_untouched_and_draws_masks_of_the_exac
             eb(t, x, y)
             if eb.last_at == t:
                 drawn.append((t, masks.density(eb.last), eb.last))
+                weights[t] = {n: p.detach().clone() for n, p in model.named_parameters() if n in mask}
         return observe
 
     model, result = run(watched)
@@ -111,6 +112,14 @@ def test_earlybird_leaves_training_bitwise_untouched_and_draws_masks_of_the_exac
     assert fires and eb.fired_at == fires[0]  # the first draw with a full window all within 0.3
     assert masks.density(eb.ticket) == round(0.2 * total) / total
     assert all(torch.equal(eb.ticket[k], v) for k, v in dict((t, m) for t, _, m in drawn)[eb.fired_at].items())
+    for t, _, m in drawn:  # each draw is the global top 20 % of |w| at that iteration, computed here by hand
+        names = list(m)
+        flat = torch.cat([weights[t][n].abs().flatten() for n in names])
+        keep = torch.zeros_like(flat, dtype=torch.bool)
+        keep[flat.argsort(descending=True, stable=True)[: round(0.2 * total)]] = True
+        hand = dict(zip(names, keep.split([weights[t][n].numel() for n in names])))
+        assert all(hand[n].any() for n in names)  # every layer keeps some: the floor of one changes nothing
+        assert all(torch.equal(m[n].flatten(), hand[n]) for n in names), t
 
 
 def snapshot(model):

@@ -187,8 +187,29 @@ def test_endpoints_reproduce_each_runs_own_test_numbers(kind, data_dir):
         loss, acc = evaluate(run, splits.x_test, splits.y_test)
         assert (row["test_loss"], row["test_accuracy"], row["test_error"]) == (loss, acc, 1 - acc)
         assert row["val_accuracy"] == evaluate(run, splits.x_val, splits.y_val)[1]
-    assert barrier([r["test_error"] for r in rows]) >= 0
     assert all(torch.equal(v, state(init)[k]) for k, v in setup(kind, data_dir)[0].state_dict().items())
+
+
+def test_interior_points_are_the_networks_between_the_ends(data_dir):
+    """Two different ends: every interior point is the network (1 - alpha) a + alpha b, evaluated here by
+    hand (with plain arithmetic, not lerp: the same up to float rounding), not either end."""
+    model, splits = setup("mlp1d", data_dir)
+    a = state(model)
+    train(model, full_mask(model), splits, TRAINING, Segment(0, 40, lambda t: 0.05, data_seed=1))
+    b = state(model)
+    rows = path(model, a, b, splits, points=5)
+    ends = {evaluate(model, splits.x_test, splits.y_test)[0]}
+    model.load_state_dict(a)
+    ends.add(evaluate(model, splits.x_test, splits.y_test)[0])
+    for row in rows[1:-1]:
+        alpha = row["alpha"]
+        model.load_state_dict({k: (1 - alpha) * a[k] + alpha * b[k] for k in a})
+        loss, acc = evaluate(model, splits.x_test, splits.y_test)
+        assert row["test_loss"] == pytest.approx(loss, rel=1e-5)
+        assert row["test_accuracy"] == pytest.approx(acc, abs=2e-3)
+        assert min(abs(row["test_loss"] - e) for e in ends) > 1e-3  # not an end
+    assert barrier([r["test_error"] for r in rows]) == max(r["test_error"] for r in rows) - (
+        rows[0]["test_error"] + rows[-1]["test_error"]) / 2
 
 
 def test_path_refuses_endpoints_that_do_not_share_the_mask(data_dir):

@@ -26,10 +26,18 @@ def stage(results, settings, data_dir, command, *extra):
     return [command, "--settings", settings, "--results", results, "--data-dir", data_dir, "--seed", 0, *extra]
 
 
-def test_stages_chain_by_hand(capsys, tmp_path, data_dir, settings_file):
+@pytest.fixture
+def two_threads():
+    """torch at 2 threads (what it picks on a 2-core machine), put back after the test."""
     import torch
 
-    torch.set_num_threads(2)  # what torch picks on a 2-core machine
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    yield
+    torch.set_num_threads(threads)
+
+
+def test_stages_chain_by_hand(capsys, tmp_path, data_dir, settings_file, two_threads):
     s, results = settings_file(), tmp_path / "r"
     assert run(capsys, *stage(results, s, data_dir, "train"))[0] == 0
     code, out, _ = run(capsys, *stage(results, s, data_dir, "prune", "--level", 1))

@@ -1,5 +1,7 @@
 """Sparse linear problems with a known support and their lasso / dense references (lth.data.sparse_linear)."""
 
+import re
+
 import pytest
 import torch
 
@@ -74,7 +76,7 @@ def test_bad_options_are_refused_in_one_line(options, message):
     with pytest.raises(LTHError) as e:
         check_options(options, "dataset 'sparse_linear'")
     assert message in str(e.value) and "\n" not in str(e.value) and str(e.value).startswith("dataset 'sparse_linear'")
-    with pytest.raises(LTHError):
+    with pytest.raises(LTHError, match=re.escape(message)):
         _data(**options)
 
 
@@ -96,7 +98,7 @@ def test_support_metrics_on_hand_examples():
     m = support_metrics(torch.ones(4), beta)
     assert (m["precision"], m["recall"], m["support_size"]) == (0.5, 1.0, 4)
     assert support_metrics([0.0, 1e-9, 0.0, 1.0], beta, tol=1e-6)["exact"] is False  # 1e-9 counts as zero
-    with pytest.raises(LTHError):
+    with pytest.raises(LTHError, match=r"^support_metrics: w has 3 entries, beta 4$"):
         support_metrics(torch.ones(3), beta)
 
 
@@ -112,7 +114,7 @@ def test_lasso_at_k_equal_support_recovers_the_true_support_regression():
     sparser = lasso_reference(*_split(_data(**options)), k=2)
     assert sparser["nonzeros"] == 2 and support_metrics(sparser["weights"], beta)["precision"] == 1.0
     assert lasso_reference(*_split(_data(**options)), k=0)["nonzeros"] == 0
-    with pytest.raises(LTHError):
+    with pytest.raises(LTHError, match=r"^lasso_reference: k must be an integer in 0..60, got 61$"):
         lasso_reference(*_split(_data(**options)), k=61)
 
 

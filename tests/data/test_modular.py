@@ -195,22 +195,20 @@ def test_pruning_the_attention_projections(one_thread):
     assert 0 < masks.density(mask) < 1
 
 
-def test_registration_if_present():
+def test_the_dataset_and_its_models_are_registered():
     from lth.core import parts
-
-    if "modular" not in parts.DATASETS:
-        pytest.skip("dataset 'modular' is not registered (yet)")
     from lth.plan.facts import dataset_facts
+
+    assert "modular" in parts.DATASETS and {"mod_mlp", "mod_transformer"} <= set(parts.MODELS)
 
     assert parts.DATASETS["modular"].options == DEFAULTS
     for options in ({}, {"p": 31, "train_fraction": 0.5}):
         assert dataset_facts("modular", options) == facts(options)
     for name, shape in (("mod_mlp", (46,)), ("mod_transformer", (46,))):
-        if name in parts.MODELS:
-            from lth.models import build_model
+        from lth.models import build_model
 
-            model = build_model(name, shape, 23, seed=0)
-            assert sorted(set(masks.layer_kinds(model).values())) == sorted(parts.MODELS[name].kinds)
+        model = build_model(name, shape, 23, seed=0)
+        assert sorted(set(masks.layer_kinds(model).values())) == sorted(parts.MODELS[name].kinds)
 
 
 # ------------------------------------------------------------------------------------------ grokking

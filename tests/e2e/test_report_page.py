@@ -21,7 +21,7 @@ import pytest
 import yaml
 
 import test_workflow
-from conftest import paired_interval
+from conftest import missing_tool, paired_interval
 
 ROOT = Path(__file__).resolve().parents[2]
 NOTEBOOK = ROOT / "notebooks" / "lth_report.ipynb"
@@ -188,8 +188,8 @@ return {text: document.body.innerText, figures: figures, appendix: appendix ? to
 @pytest.mark.slow
 def test_the_report_renders_in_headless_chromium_and_shows_the_headline_figures_and_appendix(tiny_run, tmp_path):
     if not (shutil.which("chromium") and shutil.which("chromedriver")):
-        pytest.skip("needs Debian's chromium and chromium-driver (`apt-get install chromium chromium-driver`; "
-                    ".ci/run installs them)")
+        missing_tool("needs Debian's chromium and chromium-driver (`apt-get install chromium chromium-driver`; "
+                     ".ci/run installs them)")
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 

@@ -21,6 +21,7 @@ import yaml
 
 from lth.plan import Job, plan_of
 
+from conftest import missing_tool
 from test_workflow import TINY
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -173,15 +174,15 @@ def slurm_cluster(tmp_path_factory):
     """A running SLURM cluster: one already up is used as is; else one is started here and stopped after."""
     missing = [c for c in ("munged", "slurmctld", "slurmd", "sbatch", "sinfo") if not shutil.which(c, path=SBIN_PATH)]
     if missing:
-        pytest.skip(f"SLURM is not installed (no {', '.join(missing)}): "
-                    "apt-get install slurmctld slurmd slurm-client munge (.ci/run does)")
+        missing_tool(f"SLURM is not installed (no {', '.join(missing)}): "
+                     "apt-get install slurmctld slurmd slurm-client munge (.ci/run does)")
     if cluster_states():
         yield
         return
     if os.geteuid() != 0:
-        pytest.skip("no SLURM cluster is running, and starting munged/slurmctld/slurmd needs root")
+        missing_tool("no SLURM cluster is running, and starting munged/slurmctld/slurmd needs root")
     if CONF.exists() and MARK not in CONF.read_text():
-        pytest.skip(f"{CONF} belongs to a real cluster that is not running; not overwriting it")
+        missing_tool(f"{CONF} belongs to a real cluster that is not running; not overwriting it")
     state = tmp_path_factory.mktemp("slurm")
     for d in ("slurmctld", "slurmd"):
         (state / d).mkdir()

@@ -18,6 +18,7 @@ from lth.plan import Plan
 from lth.plan.layout import RunKey
 from lth.store import tracking
 
+from conftest import missing_tool
 from test_workflow import TINY, snakemake, write_config
 
 BIN = Path(sys.executable).parent
@@ -270,7 +271,7 @@ def screenshot(driver, path: Path) -> None:
 @pytest.mark.slow
 def test_the_mlflow_ui_shows_the_runs_grouped_by_seed_in_its_training_view(tmp_path, server, context):
     if not (shutil.which("chromium") and shutil.which("chromedriver")):
-        pytest.skip("needs Debian's chromium and chromium-driver (`apt-get install chromium chromium-driver`)")
+        missing_tool("needs Debian's chromium and chromium-driver (`apt-get install chromium chromium-driver`)")
     from mlflow.tracking import MlflowClient
     from selenium.webdriver.common.by import By
 

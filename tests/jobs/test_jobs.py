@@ -36,7 +36,15 @@ def test_theta_k_of_the_rewind_job_is_the_dense_runs_own_weights_at_k(context, m
     for k, v in at_k["model"].items():
         assert torch.equal(theta_k[k], v), k
         assert not torch.equal(init[k], v)
+    trained = []
+
+    def recording(training, t):
+        trained.append(t)
+        return real(training, t)
+
+    monkeypatch.setattr("lth.jobs.start.lr_at", recording)
     record = ctx.run(Job("dense", 0))[0]  # resumes from the checkpoint at 30
+    assert trained == list(range(30, 200))  # only the iterations after the checkpoint are trained
     assert [c["iteration"] for c in record["curves"]] == [0, 30, 60, 90, 120, 150, 180, 200]
     assert record["weights_remaining"] == 1.0
 

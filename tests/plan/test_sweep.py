@@ -192,15 +192,12 @@ def test_biases_are_pruned_when_asked_as_greydanus_does(context):
     assert ctx.plan.layout.fingerprints["dense"] != plan_of("x", sweep(), "/tmp/x").layout.fingerprints["dense"]
 
 
-@pytest.mark.parametrize("score", ["synflow", "magnitude"])
-def test_no_layer_of_resnet20_is_pruned_away_unless_the_settings_allow_it(score):
-    """Layer collapse: SynFlow's iterative rounds and the per-layer floor each keep every layer,
-    the 1x1 shortcut convolutions included, at 0.5 % of the weights."""
+def _resnet20_at_init():
+    """(the weights of ResNet-20 at init, its full mask, the score contexts under a mask)."""
     from lth.models import build_model
-    from lth.pruning import ScoreContext, prune_to
+    from lth.pruning import ScoreContext
 
     model = build_model("resnet20", (3, 32, 32), 10, seed=0)
-    mask = masks.full_mask(model)
     weights = {k: v.detach().clone() for k, v in model.state_dict().items()}
 
     def context_for(m):
@@ -210,14 +207,34 @@ def test_no_layer_of_resnet20_is_pruned_away_unless_the_settings_allow_it(score)
             return model
         return ScoreContext(model=masked, input_shape=(3, 32, 32))
 
-    method = {"score": score, "distribution": "global", "min_per_layer": 1, "rounds": 100 if score == "synflow" else 1}
+    return weights, masks.full_mask(model), context_for
+
+
+def test_synflow_s_iterated_rounds_prune_no_layer_of_resnet20_away_where_one_round_does():
+    """Layer collapse (Tanaka et al. 2020) at 0.5 % of the weights, with no per-layer floor: one round of
+    SynFlow empties whole layers; its 100 rounds keep every layer, the 1x1 shortcut convolutions included."""
+    from lth.pruning import prune_to
+
+    weights, mask, context_for = _resnet20_at_init()
+    method = {"score": "synflow", "distribution": "global", "min_per_layer": 0}
+    iterated = prune_to({**method, "rounds": 100}, 0.005, weights, mask, context_for)
+    assert sum(int(m.sum()) for m in iterated.values()) == round(0.005 * sum(m.numel() for m in mask.values()))
+    assert all(int(m.sum()) >= 1 for m in iterated.values())
+    assert any("shortcut" in n or "downsample" in n for n in iterated)  # the 1x1 convolutions are among them
+    once = prune_to({**method, "rounds": 1}, 0.005, weights, mask, context_for)
+    assert any(int(m.sum()) == 0 for m in once.values())
+
+
+def test_the_per_layer_floor_keeps_every_layer_that_one_shot_magnitude_would_empty():
+    from lth.pruning import prune_to
+
+    weights, mask, context_for = _resnet20_at_init()
+    method = {"score": "magnitude", "distribution": "global", "min_per_layer": 1, "rounds": 1}
     out = prune_to(method, 0.005, weights, mask, context_for)
     assert sum(int(m.sum()) for m in out.values()) == round(0.005 * sum(m.numel() for m in mask.values()))
     assert all(int(m.sum()) >= 1 for m in out.values())
-    assert any("shortcut" in n or "downsample" in n for n in out)  # the 1x1 convolutions are among them
-    if score == "magnitude":  # without the floor, one-shot magnitude at init empties some layer: the guard acted
-        bare = prune_to({**method, "min_per_layer": 0}, 0.005, weights, mask, context_for)
-        assert any(int(m.sum()) == 0 for m in bare.values())
+    bare = prune_to({**method, "min_per_layer": 0}, 0.005, weights, mask, context_for)
+    assert any(int(m.sum()) == 0 for m in bare.values())  # without the floor it empties some layer
 
 
 def test_random_scores_pruned_globally_keep_every_layer_at_the_density():

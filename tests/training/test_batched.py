@@ -190,13 +190,17 @@ def test_a_killed_job_resumes_to_the_identical_result(tmp_path, mnist1d):
     training = settings(optimizer="sgd", lr=0.1, momentum=0.9, iterations=300, checkpoint_every=0)
     keys = ["a", "b", "c"]
 
+    steps = []
+
     def run(checkpoint, kill_at=None):
         models = [build_model("mlp1d", (40,), 10, seed=k, hidden=32) for k in range(3)]
         segs = [Segment(0, 300, lambda t: lr_at(training, t), data_seed=k) for k in range(3)]
+        steps.clear()
 
         def callback(step, _stacked):
             if step == kill_at:
                 raise KeyboardInterrupt
+            steps.append(step)
         out = train_batched(models, [random_mask(m, k) for k, m in enumerate(models)], mnist1d, training, segs,
                             keys=keys, checkpoint=checkpoint, fingerprint="job", callback=callback)
         return models, out
@@ -207,6 +211,7 @@ def test_a_killed_job_resumes_to_the_identical_result(tmp_path, mnist1d):
         run(ckpt, kill_at=170)  # last checkpoint at 150: 20 steps are redone
     assert artifacts.load_checkpoint(ckpt)["step"] == 150
     models, out = run(ckpt)
+    assert steps == list(range(151, 301))  # only the steps after the checkpoint
     for a, b, r, s in zip(ref_models, models, ref, out):
         assert all(torch.equal(v, b.state_dict()[k]) for k, v in a.state_dict().items())
         assert r["curves"] == s["curves"]

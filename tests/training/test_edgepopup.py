@@ -149,13 +149,17 @@ def test_resumed_run_ends_with_bitwise_the_same_scores(tmp_path):
     training = _training(optimizer="adam", lr=0.01, checkpoint_every=10)
     data = _images()
 
+    steps = []
+
     def run(checkpoint, interrupt_at=None):
         model, names = _small_bn()
         ep = EdgePopup(model, names, 0.3, torch.Generator().manual_seed(5))
+        steps.clear()
 
         def lr(t):
             if t == interrupt_at:
                 raise KeyboardInterrupt
+            steps.append(t)
             return 0.01
         return ep, train(ep, {}, data, training, Segment(0, 40, lr, data_seed=2, checkpoint=checkpoint,
                                                           fingerprint="ep"))
@@ -166,6 +170,7 @@ def test_resumed_run_ends_with_bitwise_the_same_scores(tmp_path):
         run(ckpt, interrupt_at=25)
     assert artifacts.load_checkpoint(ckpt)["iteration"] == 20
     resumed, result = run(ckpt)
+    assert steps == list(range(20, 40))  # only the iterations after the checkpoint
     for a, b in zip(ref.scores, resumed.scores):
         assert torch.equal(a, b)
     for (k, a), b in zip(ref.state_dict().items(), resumed.state_dict().values()):

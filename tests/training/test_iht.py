@@ -21,7 +21,7 @@ def test_density_schedule_is_dense_then_cubic_then_constant():
     assert density_at(0, 0.3, 0, 0) == density_at(7, 0.3, 0, 0) == 0.3  # plain IHT: the budget from step 0
     ds = [density_at(t, 0.05, 3, 40) for t in range(60)]
     assert all(a >= b for a, b in zip(ds, ds[1:]))
-    with pytest.raises(LTHError):
+    with pytest.raises(LTHError, match=r"^IHT: final density must be in \(0, 1\], got 0.0$"):
         density_at(0, 0.0, 0, 0)
 
 

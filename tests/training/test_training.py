@@ -53,12 +53,16 @@ def test_interrupted_training_resumes_to_the_identical_result(tmp_path, context)
     ctx = context({"training": {"iterations": 300}})
     training = ctx.plan.settings.training
 
+    steps = []  # the iterations a run trains (the loop asks the learning rate of each once)
+
     def run(checkpoint, interrupt_at=None):
         model = ctx.new_model(7)
+        steps.clear()
 
         def lr(t):
             if t == interrupt_at:
                 raise KeyboardInterrupt
+            steps.append(t)
             return lr_at(training, t)
         seg = Segment(0, 300, lr, data_seed=5, checkpoint=checkpoint, fingerprint="job")
         return model, train(model, masks.full_mask(model), ctx.splits(), training, seg)
@@ -69,6 +73,7 @@ def test_interrupted_training_resumes_to_the_identical_result(tmp_path, context)
         run(ckpt, interrupt_at=170)  # last checkpoint at 150: 20 steps are redone
     assert artifacts.load_checkpoint(ckpt)["iteration"] == 150
     model, result = run(ckpt)
+    assert steps == list(range(150, 300))  # resumed: iterations before the checkpoint are not trained again
     for k, v in ref_model.state_dict().items():
         assert torch.equal(v, model.state_dict()[k]), k
     assert result["curves"] == ref["curves"]

@@ -41,10 +41,13 @@ RESULTS = os.path.normpath(config["results_dir"])
 TRACKING = config["tracking"]
 TRACKING_URI = resolve_uri(TRACKING["uri"], ".") if TRACKING["enabled"] else None
 LIVE_TRACKING = bool(TRACKING_URI) and TRACKING["live"]
+
+
 def parallel_training_jobs():
     """How many training jobs run at once: a cluster's (or `--jobs`) job count, else Snakemake's cores
     over each job's threads; at most the GPU slots when the jobs train on GPUs (lth.jobs.device). The
-    plans group seeds by it when runs train one at a time (lth.plan.imp.Plan.seeds_per_job)."""
+    plans group seeds by it when runs train one at a time (lth.plan.imp.Plan.seeds_per_job).
+    """
     if workflow.nodes:
         return int(workflow.nodes)
     parallel = max(1, (workflow.cores or 1) // config["threads"])
