@@ -68,35 +68,37 @@ def test_cuda_without_a_gpu_is_refused():
     assert device.pick_device("auto") == torch.device("cpu")
 
 
-def _take(folder, gpus, per, queue):
-    queue.put(device.take_slot(folder, gpus, per, wait=0.05))
-    queue.get()  # hold the slot until told
+def _take(folder, gpus, per, taken, release):
+    taken.put(device.take_slot(folder, gpus, per, wait=0.05))
+    release.get()  # hold the slot until told (a queue of its own: never its own answer read back)
 
 
 def test_gpu_slots_spread_jobs_over_every_gpu_and_make_the_next_wait(tmp_path):
     """Four jobs on a 2-GPU machine, 2 slots a GPU: each GPU's first slot before any second; a fifth
     waits until one ends, then takes its slot."""
     ctx = multiprocessing.get_context("fork")
-    held, queues = [], []
-    for _ in range(4):
-        q = ctx.Queue()
-        p = ctx.Process(target=_take, args=(tmp_path, 2, 2, q))
+
+    def start():
+        taken, release = ctx.Queue(), ctx.Queue()
+        p = ctx.Process(target=_take, args=(tmp_path, 2, 2, taken, release))
         p.start()
-        held.append(q.get(timeout=60))
-        queues.append((p, q))
+        return p, taken, release
+
+    jobs, held = [], []
+    for _ in range(4):
+        jobs.append(start())
+        held.append(jobs[-1][1].get(timeout=120))
     assert sorted(held) == [0, 0, 1, 1] and held[:2] == [0, 1]  # the second job goes to the other GPU
-    q5 = ctx.Queue()
-    waiting = ctx.Process(target=_take, args=(tmp_path, 2, 2, q5))
-    waiting.start()
+    waiting = start()
     with pytest.raises(Exception):
-        q5.get(timeout=1)  # every slot is held
-    p, q = queues[1]
-    q.put("end")
-    p.join(timeout=60)
-    assert q5.get(timeout=60) == held[1]  # the freed GPU
-    for p, q in [*queues[:1], *queues[2:], (waiting, q5)]:
-        q.put("end")
-        p.join(timeout=60)
+        waiting[1].get(timeout=1)  # every slot is held
+    p, _, release = jobs[1]
+    release.put("end")
+    p.join(timeout=120)
+    assert waiting[1].get(timeout=120) == held[1]  # the freed GPU
+    for p, _, release in [*jobs[:1], *jobs[2:], waiting]:
+        release.put("end")
+        p.join(timeout=120)
 
 
 def test_a_job_asking_for_cuda_gets_a_slot_of_a_visible_gpu(tmp_path, monkeypatch):
