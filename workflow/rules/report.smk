@@ -73,3 +73,24 @@ rule compare:
                 f"--out={output.png[:-4]}",
             ]
         )
+
+
+rule scorecard:
+    """`snakemake scorecard`: this config's experiments run, then every claim of config/config.yaml
+    and the presets collected (lth.report.scorecard) from what is in the results folder; an experiment
+    not run says why. In-process: no shell."""
+    input:
+        [summary_csv(name) for name in EXPERIMENTS],
+        [
+            analysis_csv(name, a)
+            for name in EXPERIMENTS
+            for a in PLANS[name].settings.analyses
+        ],
+    output:
+        csv=f"{REPORTS}/scorecard.csv",
+        html=f"{REPORTS}/scorecard.html",
+    localrule: True
+    run:
+        from lth.report.scorecard import configs_of, write
+
+        write(configs_of(PROJECT), Path(RESULTS), Path(output.csv).parent)

@@ -38,7 +38,7 @@ def compute(plan) -> list[dict]:
     options = {**DEFAULTS, **d.options.thaw()}
     task, beta = options["task"], ground_truth(options)
     splits = load_splits(d.name, plan.data_dir, val_size=d.val_size, split_seed=d.split_seed,
-                         options=d.options.thaw() or None)
+                         options=d.options.thaw() or None, normalise=d.normalise)
     x_train, y_train = splits.x_train.double(), splits.y_train
     x_test, y_test = splits.x_test.double(), splits.y_test
     dense = dense_reference(x_train, y_train, x_test, y_test, task)

@@ -186,6 +186,16 @@ def cmd_summarize(args) -> None:
     print(write_summary(Plan.from_results(args.results)))
 
 
+def cmd_scorecard(args) -> None:
+    from lth.report.scorecard import configs_of, write
+
+    configs = [Path(c) for c in args.configs] or configs_of()
+    table = write(configs, Path(args.results), Path(args.out), Path(args.readme) if args.readme else None)
+    counts = table["verdict"].value_counts()
+    print(f"{Path(args.out) / 'scorecard.html'}: {len(table)} claims; "
+          + ", ".join(f"{n} {v}" for v, n in counts.items()))
+
+
 def cmd_track(args) -> None:
     from lth.plan import Plan
     from lth.store import tracking

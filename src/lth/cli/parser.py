@@ -25,7 +25,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--version", action="version", version=f"lth {lth.__version__}")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for add in (add_fetch, add_verify, add_train, add_prune, add_retrain, add_job, add_track, add_summarize,
-                add_analyse):
+                add_analyse, add_scorecard):
         add(lambda *a, **kw: sub.add_parser(*a, formatter_class=_Help, **kw))  # defaults in every subcommand's help
     return p
 
@@ -137,3 +137,16 @@ def add_analyse(new) -> None:
     an.add_argument("analysis", choices=list(ANALYSES))
     an.add_argument("--results", required=True, help="results folder of the experiment (holds settings.json)")
     an.set_defaults(func=commands.cmd_analyse)
+
+
+def add_scorecard(new) -> None:
+    sc = new("scorecard", help="every claim of the given configs' experiments, with its verdict",
+             description="Evaluate the claims (reference.claims) of every experiment of the configs on its results "
+                         "and write scorecard.csv and scorecard.html; experiments not run say why.")
+    sc.add_argument("configs", nargs="*", default=None,
+                    help="config files (default: config/config.yaml and config/presets/*.yaml)")
+    sc.add_argument("--results", default="results", help="the folder holding each experiment's results folder")
+    sc.add_argument("--out", default="reports", help="where scorecard.csv and scorecard.html go")
+    sc.add_argument("--readme", default=None, help="also rewrite this README's scorecard table (between its markers)")
+    sc.set_defaults(func=commands.cmd_scorecard)
+

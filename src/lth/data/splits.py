@@ -74,6 +74,7 @@ def load_splits(
     options: dict | None = None,
     device="cpu",
     label_noise: float = 0.0,
+    normalise: bool = True,
 ) -> Splits:
     """Train/val/test tensors, float32 normalised, labels int64, from the fetched tensors file.
 
@@ -81,7 +82,8 @@ def load_splits(
     `split_seed` (both parts keep their original order). Normalisation statistics come from the
     remaining training examples only, so validation and test stay unseen. `label_noise`: that
     fraction of the training labels (never validation or test) replaced by another class
-    (`noisy_labels`), seeded by `split_seed` (sparse double descent, He et al. 2022).
+    (`noisy_labels`), seeded by `split_seed` (sparse double descent, He et al. 2022). `normalise`
+    False: the inputs as they are.
     """
     info = DATASETS[name]
     path = dataset_dir(data_dir, name, options) / TENSORS_FILE
@@ -107,7 +109,7 @@ def load_splits(
         return x.float()
 
     x_train, x_val, x_test = prep(t["x_train"][train_idx]), prep(t["x_train"][val_idx]), prep(t["x_test"])
-    mean, std = statistics(x_train, info)
+    mean, std = statistics(x_train, info, normalise)
     task = facts.get("task", "classification")
     if label_noise and task != "classification":
         raise LTHError(f"dataset {name!r}: label_noise needs class labels; this is a {task} task")
@@ -124,10 +126,10 @@ def load_splits(
     )
 
 
-def statistics(x_train: torch.Tensor, info: Part) -> tuple[torch.Tensor, torch.Tensor]:
+def statistics(x_train: torch.Tensor, info: Part, normalise: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
     """(mean, std) the inputs are normalised with, from the training examples: per channel for images,
-    one scalar for signals, none (0, 1) for a dataset that is not normalised (one-hot tokens)."""
-    if not info.info.get("normalise", True):
+    one scalar for signals, none (0, 1) when not asked for or for a dataset that never is (one-hot tokens)."""
+    if not normalise or not info.info.get("normalise", True):
         return torch.zeros((), device=x_train.device), torch.ones((), device=x_train.device)
     if x_train.dim() == 4:
         mean = x_train.mean(dim=(0, 2, 3), keepdim=True)[0]

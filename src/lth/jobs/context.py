@@ -52,7 +52,8 @@ class Context:
             d = self.dataset(target)
             self.check_pinned(tensors_file(self.plan.data_dir, d))
             splits = load_splits(d.name, self.plan.data_dir, val_size=d.val_size, split_seed=d.split_seed,
-                                 options=d.options.thaw() or None, device=self.device, label_noise=d.label_noise)
+                                 options=d.options.thaw() or None, device=self.device, label_noise=d.label_noise,
+                                 normalise=d.normalise)
             if target:
                 splits = adapt_splits(splits, input_shape(self.plan.settings.dataset))
             self._splits[target] = splits

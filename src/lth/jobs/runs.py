@@ -47,7 +47,8 @@ def segment(ctx, key: RunKey, start: Start, fp: str) -> Segment:
     """What run `key` trains: from its start state's iteration to the end of the budget."""
     return Segment(start=start.iteration, stop=ctx.plan.settings.training.iterations, lr=start.lr,
                    data_seed=start.data_seed, checkpoint=ctx.plan.layout.checkpoint(key), fingerprint=f"{fp}/{key}",
-                   label=str(key))
+                   label=str(key),
+                   snapshots={t: ctx.plan.layout.snapshot(key, t) for t in ctx.plan.snapshots(key)})
 
 
 def finish(ctx, key: RunKey, model, mask, result, provenance, started: float, started_at: float) -> dict[str, Any]:
@@ -68,7 +69,7 @@ def groups(ctx, keys: list[RunKey]) -> list[list[RunKey]]:
     most = int(ctx.plan.workflow.get("batching", 1))
     if most < 2 or unbatchable(ctx.plan.settings.training):
         return []
-    fixed = [k for k in keys if TRAINING_MODES[ctx.plan.variant(k).train].fixed_mask]
+    fixed = [k for k in keys if TRAINING_MODES[ctx.plan.variant(k).train].fixed_mask and not ctx.plan.snapshots(k)]
     chunks = [[k for k in fixed[i : i + most] if finished(ctx.plan.layout, k) is None]
               for i in range(0, len(fixed), most)]
     return [c for c in chunks if len(c) > 1]

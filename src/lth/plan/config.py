@@ -16,6 +16,7 @@ from lth.core import parts
 from lth.core.errors import LTHError
 from lth.core.gpus import visible_gpus
 from lth.core.registry import load_target
+from lth.plan import reference
 from lth.plan.layout import dataset_dir, tensors_file
 from lth.plan.schema import validate
 from lth.plan.settings import Settings, resolve
@@ -41,6 +42,9 @@ def load(config: Any, schema_file: str | Path, source: str, cwd: str | Path = ".
 
     experiments = link(experiments, config["experiments"], source)
     check_device(config["device"], experiments, source)
+    for name, s in experiments.items():
+        plan = parts.EXPERIMENT_KINDS[s.kind].load()(name, s, Path(config["results_dir"]) / name, {})
+        reference.check(plan, f"{source}: experiments.{name}")
     for name, c in config["comparisons"].items():
         unknown = [e for e in c["experiments"] if e not in experiments]
         if unknown:

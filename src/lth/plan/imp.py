@@ -178,6 +178,11 @@ class Plan:
         """The settings of the pruning method run `key` belongs to (IMP: `pruning`; what its score reads)."""
         return self.settings.pruning
 
+    def snapshots(self, key: RunKey) -> list[int]:
+        """The iterations at which run `key` keeps a copy of its weights, for a later pruning step to
+        score (IMP: none; it scores the trained weights)."""
+        return []
+
     def target_density(self, key: RunKey) -> float | None:
         """The density run `key` is pruned to, if a target (IMP: none; each round removes its rates of
         what remains)."""

@@ -156,6 +156,10 @@ class Layout:
     def metrics(self, key: RunKey) -> Path:
         return self.run_dir(key) / "metrics.json"
 
+    def snapshot(self, key: RunKey, t: int) -> Path:
+        """The weights run `key` had at iteration t, kept for a later pruning step (`previous_iteration`)."""
+        return self.run_dir(key) / f"weights{t}.safetensors"
+
     def checkpoint(self, key: RunKey) -> Path:
         return self.run_dir(key) / "resume.pt"
 

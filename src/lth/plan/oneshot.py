@@ -72,6 +72,8 @@ def method_keys(s: Settings, m: Mapping[str, Any]) -> dict[str, Any]:
     out = {k: thaw(m[k]) for k in keys}
     if m["at"] == "previous" and mode.fixed_mask:
         out["densities"] = sorted(s.oneshot.densities, reverse=True)
+    if m.get("previous_iteration") is not None:  # only when set: the folders of earlier settings stay
+        out["previous_iteration"] = m["previous_iteration"]
     return out
 
 
@@ -104,6 +106,11 @@ class Sweep(Plan):
                                f"{s['training']['iterations']})")
             if check := parts.TRAINING_MODES[m["train"]].info.get("check"):
                 load_target(check)(m, s, at)
+            if m["previous_iteration"] is not None and (m["at"] != "previous" or m["previous_iteration"]
+                                                        >= s["training"]["iterations"]):
+                raise LTHError(f"{at}.previous_iteration: {m['previous_iteration']} names an iteration of the "
+                               f"previous density's run: it needs at: previous and an iteration below "
+                               f"training.iterations = {s['training']['iterations']}")
 
     @staticmethod
     def stage_fingerprints(s: Settings, dense: str) -> dict[str, str]:
@@ -184,14 +191,27 @@ class Sweep(Plan):
         return RunKey(key.seed, 0, DENSE) if i == 0 else RunKey(key.seed, levels[i - 1], chain)
 
     def prune_inputs(self, head: RunKey) -> tuple[Path, Path]:
-        L, at = self.layout, self.method(head).at
+        L, method = self.layout, self.method(head)
         dense = RunKey(head.seed, 0, DENSE)
-        if at == "init":
+        if method.at == "init":
             return L.rewind(head.seed, self.settings.rewind_iteration), L.mask(dense)
-        if isinstance(at, int):  # the dense run's weights at iteration `at`, replayed (a rewind job)
-            return L.rewind(head.seed, at), L.mask(dense)
-        source = self.previous(head) if at == "previous" else dense
+        if isinstance(method.at, int):  # the dense run's weights at iteration `at`, replayed (a rewind job)
+            return L.rewind(head.seed, method.at), L.mask(dense)
+        source = self.previous(head) if method.at == "previous" else dense
+        if method.at == "previous" and method.previous_iteration is not None:
+            return L.snapshot(source, method.previous_iteration), L.mask(source)
         return L.final(source), L.mask(source)
+
+    def snapshots(self, key: RunKey) -> list[int]:
+        """The dense run keeps the weights every `previous_iteration` asks for (the first density prunes
+        from them); a method's own runs (not its controls) keep its own."""
+        if key.target or key.analysis:
+            return []
+        methods = self.settings.oneshot.methods
+        if key.level == 0:
+            return sorted({m.previous_iteration for m in methods.values() if m.previous_iteration is not None})
+        own = methods.get(key.variant)
+        return [own.previous_iteration] if own is not None and own.previous_iteration is not None else []
 
     def inputs(self, job: Job) -> dict[str, list[Path]]:
         s, L = self.settings, self.layout

@@ -18,6 +18,7 @@ from lth.core.errors import LTHError
 from lth.plan import variants
 
 SCHEMA_PATH = Path(__file__).with_name("schemas") / "experiment.schema.yaml"
+REFERENCE_PATH = SCHEMA_PATH.with_name("reference.schema.yaml")
 
 
 @cache
@@ -31,6 +32,7 @@ def schema() -> dict:
     pruning["score"]["enum"] = list(parts.SCORES)
     props["training"]["properties"].update(parts.LOOP_FEATURES.keys_schema())
     props["kind"]["enum"] = list(parts.EXPERIMENT_KINDS)
+    props["reference"] = yaml.safe_load(REFERENCE_PATH.read_text())
     props.update(parts.EXPERIMENT_KINDS.keys_schema())
     props["variants"]["items"]["enum"] = list(variants.SOURCE)
     props["analyses"]["items"]["enum"] = list(parts.ANALYSES)

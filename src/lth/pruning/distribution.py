@@ -5,6 +5,9 @@ erk      Erdos-Renyi-Kernel (Evci et al. 2020, RigL): layer l keeps a fraction p
          sum(shape) / prod(shape), scaled so that the whole network keeps d; a layer that would
          keep more than all of its weights stays dense and the others are scaled again
 global   no per-layer counts: one ranking of the score across layers (lth.pruning.select)
+module   each module's weight and bias ranked together (as one vector), keeping n - int((1 - d) n) of
+         its n parameters: Greydanus 2020's notebook (`get_mask` over cat(weight, bias), which drops
+         int(sparsity x n)); with biases not pruned, a module is its weight alone
 
 Counts are of a layer's weights, pruned or not: d is the density of the network, not a rate of
 what remains. `min_per_layer` keeps a layer from being pruned to nothing (layer collapse, the
@@ -20,7 +23,7 @@ import torch
 
 from lth.core.errors import LTHError
 
-DISTRIBUTIONS = ("global", "uniform", "erk")
+DISTRIBUTIONS = ("global", "uniform", "erk", "module")
 
 
 def erk_densities(shapes: Mapping[str, tuple[int, ...]], density: float) -> dict[str, float]:
@@ -40,8 +43,9 @@ def erk_densities(shapes: Mapping[str, tuple[int, ...]], density: float) -> dict
 
 def layer_counts(distribution: str, mask: Mapping[str, torch.Tensor], density: float,
                  min_per_layer: int = 1) -> dict[str, int] | None:
-    """Weights each layer keeps (None for `global`, which ranks across layers)."""
-    if distribution == "global":
+    """Weights each layer keeps (None for `global` and `module`, which rank across layers: see
+    lth.pruning.select.keep_density)."""
+    if distribution in ("global", "module"):
         return None
     if distribution == "uniform":
         fractions = {n: density for n in mask}
@@ -50,3 +54,18 @@ def layer_counts(distribution: str, mask: Mapping[str, torch.Tensor], density: f
     else:
         raise LTHError(f"unknown pruning distribution {distribution!r}; known: {', '.join(DISTRIBUTIONS)}")
     return {n: max(min(min_per_layer, m.numel()), round(fractions[n] * m.numel())) for n, m in mask.items()}
+
+
+def modules_of(mask: Mapping[str, torch.Tensor]) -> dict[str, list[str]]:
+    """Module -> its prunable parameters (e.g. "linear1" -> ["linear1.weight", "linear1.bias"]), in order."""
+    out: dict[str, list[str]] = {}
+    for name in mask:
+        out.setdefault(name.rsplit(".", 1)[0], []).append(name)
+    return out
+
+
+def module_count(n: int, density: float, min_per_layer: int = 1) -> int:
+    """What a module of n parameters keeps at `density` under `module`: n - int(s n) for the sparsity
+    s = 1 - d, at least the floor. (1 - d) n is rounded to 6 places first: 1 - 0.9 is 0.0999..., and the
+    notebook's int(0.1 n) must not lose a weight to that."""
+    return max(min(min_per_layer, n), n - int(round((1.0 - density) * n, 6)))

@@ -125,6 +125,8 @@ def keep_density(scores: Mapping[str, torch.Tensor], mask: Mask, density: float,
     (lth.pruning.distribution); weights already pruned stay pruned."""
     from lth.pruning.distribution import layer_counts
 
+    if distribution == "module":
+        return keep_per_module(scores, mask, density, min_per_layer)
     counts = layer_counts(distribution, mask, density, min_per_layer)
     if counts is None:
         return keep_globally(scores, mask, round(density * sum(m.numel() for m in mask.values())), min_per_layer)
@@ -136,4 +138,22 @@ def keep_density(scores: Mapping[str, torch.Tensor], mask: Mask, density: float,
             raise LTHError(f"layer '{name}' should keep {counts[name]} weights at density {density:g} "
                            f"({distribution}), but only {n_alive} remain")
         new[name] = _remove_lowest(scores[name].reshape(-1), alive, n_alive - counts[name]).reshape(m.shape)
+    return new
+
+
+def keep_per_module(scores: Mapping[str, torch.Tensor], mask: Mask, density: float, min_per_layer: int = 1) -> Mask:
+    """The `module` distribution (lth.pruning.distribution): each module's parameters ranked as one
+    vector, its lowest scores removed down to `module_count`; weights already pruned stay pruned."""
+    from lth.pruning.distribution import module_count, modules_of
+
+    new: Mask = {}
+    for module, names in modules_of(mask).items():
+        alive = torch.cat([mask[n].reshape(-1).cpu() for n in names])
+        keep = module_count(alive.numel(), density, min_per_layer)
+        if keep > int(alive.sum()):
+            raise LTHError(f"module '{module}' should keep {keep} parameters at density {density:g} (module), "
+                           f"but only {int(alive.sum())} remain")
+        flat = _remove_lowest(torch.cat([scores[n].reshape(-1) for n in names]), alive, int(alive.sum()) - keep)
+        new.update({n: part.reshape(mask[n].shape) for n, part in
+                    zip(names, flat.split([mask[n].numel() for n in names]))})
     return new

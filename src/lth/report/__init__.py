@@ -21,6 +21,7 @@ from lth.report.captions import (
                                  layer_density_caption,
                                  transfer_caption,
 )
+from lth.report.claims import claims_table, claims_text, protocol
 from lth.report.figures import (
                                  plot_accuracy,
                                  plot_curves,
@@ -45,10 +46,12 @@ from lth.report.stats import (
 )
 from lth.report.tables import load, normalise_published
 
-__all__ = ["MARGIN", "analysis_tables", "show_analyses", "accuracy_caption", "chance_levels", "comparison_table", "config_yaml", "curve_variants",
-           "curves", "curves_caption", "describe", "differences", "differences_caption", "early_stop_caption",
-           "estimate", "expected", "headline", "headline_table", "headline_text", "layer_density_caption", "load",
-           "methods", "methods_caption", "methods_table", "missing", "missing_text", "normalise_published", "overview", "pick_levels", "plain_errors",
-           "plot_accuracy", "plot_curves", "plot_methods", "plot_differences", "plot_early_stop", "plot_layer_density",
-           "plot_transfer", "published_text", "rule_text", "show_code", "show_download", "show_figure", "show_markdown",
-           "show_table", "title", "transfer_caption", "transfer_table", "versus"]
+__all__ = ["MARGIN", "accuracy_caption", "analysis_tables", "chance_levels", "claims_table", "claims_text",
+           "comparison_table", "config_yaml", "curve_variants", "curves", "curves_caption", "describe",
+           "differences", "differences_caption", "early_stop_caption", "estimate", "expected", "headline",
+           "headline_table", "headline_text", "layer_density_caption", "load", "methods", "methods_caption",
+           "methods_table", "missing", "missing_text", "normalise_published", "overview", "pick_levels",
+           "plain_errors", "plot_accuracy", "plot_curves", "plot_differences", "plot_early_stop",
+           "plot_layer_density", "plot_methods", "plot_transfer", "protocol", "published_text", "rule_text",
+           "show_analyses", "show_code", "show_download", "show_figure", "show_markdown", "show_table", "title",
+           "transfer_caption", "transfer_table", "versus"]

@@ -103,7 +103,8 @@ def published_text(results: Results) -> str:
         return ""
     lines = [f"Published numbers: {r.get('citation', 'no citation given')}."]
     lines += [f"- {finding}" for finding in r.get("findings") or []]
-    lines += [f"- {k}: {json.dumps(v)}" for k, v in r.items() if k not in ("citation", "findings", "published")]
+    shown_elsewhere = ("citation", "findings", "published", "protocol", "claims", "needs")  # claims: section 1
+    lines += [f"- {k}: {json.dumps(v)}" for k, v in r.items() if k not in shown_elsewhere]
     return "\n".join(lines)
 
 

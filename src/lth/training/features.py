@@ -28,7 +28,10 @@ def active_features(model: nn.Module, mask, training: Mapping[str, Any], allowed
 
 
 def unbatchable(training: Mapping[str, Any]) -> str | None:
-    """The training setting ("training.<key>") of a feature the batched trainer does not implement, if one is on."""
+    """The training setting ("training.<key>") the batched trainer does not implement, if one is on: a
+    loop feature it lacks, or the sequential data order (whose last batch of an epoch may be short)."""
+    if training.get("data_order", "shuffled") != "shuffled":
+        return "training.data_order"
     return next((f"training.{name}" for name, part in LOOP_FEATURES.items()
                  if not part.batchable and part.load().active(training)), None)
 

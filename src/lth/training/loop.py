@@ -14,7 +14,7 @@ from __future__ import annotations
 import sys
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +23,7 @@ from torch import nn
 
 from lth.core.errors import LTHError
 from lth.pruning.masks import Mask, MaskEnforcer, apply_mask
-from lth.store.artifacts import load_checkpoint, save_checkpoint
+from lth.store.artifacts import load_checkpoint, save_checkpoint, save_tensors
 from lth.training.evaluation import evaluation_point, loss_of, summarise, task_of
 from lth.training.features import active_features
 from lth.training.optim import Optimizer
@@ -42,6 +42,7 @@ class Segment:
     checkpoint: Path | None = None
     fingerprint: str = ""  # identifies the run, so a stale checkpoint is never resumed into another
     label: str = "train"
+    snapshots: dict[int, Path] = field(default_factory=dict)  # iteration -> where to keep the weights it has
 
 
 def train(model: nn.Module, mask: Mask, splits, training: dict[str, Any], seg: Segment,
@@ -77,6 +78,8 @@ def train(model: nn.Module, mask: Mask, splits, training: dict[str, Any], seg: S
         lr = seg.lr(t)
         tally.add(*step(t, lr))
         t += 1
+        if t in seg.snapshots:
+            save_tensors(seg.snapshots[t], model.state_dict())
         if (t - seg.start) % every == 0 or t == seg.stop:
             with in_precision():
                 curves.append(evaluation_point(model, splits, t, lr, *tally.take()))
@@ -119,7 +122,8 @@ class Step:
         self.model, self.optimizer, self.splits, self.data_seed = model, optimizer, splits, data_seed
         self.augment, self.enforce, self.observe, self.task = augment, enforce, observe, task_of(splits)
         self.device, self.precision = device, training.get("precision", "fp32")
-        self.order = BatchOrder(len(splits.y_train), training["batch_size"], data_seed)
+        self.order = BatchOrder(len(splits.y_train), training["batch_size"], data_seed,
+                                training.get("data_order", "shuffled"))
         self.batch_features = [f for f in features if hasattr(f, "inputs")]
         self.loss_features = [f for f in features if hasattr(f, "penalty")]
 

@@ -14,7 +14,7 @@ from lth.core.errors import LTHError
 def iht(m: Mapping[str, Any], s: Mapping[str, Any], at: str) -> None:
     """Iterative hard thresholding ranks by magnitude, globally or per layer, and reaches its density
     within the budget."""
-    if m["score"] != "magnitude" or m["distribution"] == "erk":
+    if m["score"] != "magnitude" or m["distribution"] not in ("global", "uniform"):
         raise LTHError(f"{at}: train: iht thresholds by magnitude, globally or per layer: it takes "
                        f"score: magnitude and distribution global or uniform")
     if m["iht"]["warmup"] + m["iht"]["ramp"] >= s["training"]["iterations"]:
