@@ -142,6 +142,18 @@ MUTANTS = [
       'Variant("random_prune", weights="rewind", mask="random", chain="ticket"),',
       'Variant("random_prune", weights="fresh", mask="random", chain="ticket"),', START,
       "random pruning keeps the ticket's weights"),
+    m("sequential batches shifted", "training/order", "start = (t * self.batch_size) % self.n",
+      "start = (t * self.batch_size + 1) % self.n", "tests/plan/test_greydanus_protocol.py",
+      "sequential batches are the notebook's slices"),
+    m("module count in floating point", "pruning/distribution",
+      "return max(min(min_per_layer, n), n - int(round((1.0 - density) * n, 6)))",
+      "return max(min(min_per_layer, n), n - int((1.0 - density) * n))", "tests/plan/test_greydanus_protocol.py",
+      "a module keeps n - int(s n) for the exact sparsity"),
+    m("snapshot one step late", "training/loop", "if t in seg.snapshots:", "if t - 1 in seg.snapshots:",
+      "tests/plan/test_greydanus_protocol.py", "previous_iteration scores the weights of that iteration"),
+    m("claims' sides swapped", "report/claims", 'sign = 1.0 if direction == "greater" else -1.0\n    if not e.has_interval',
+      'sign = -1.0 if direction == "greater" else 1.0\n    if not e.has_interval', "tests/report/test_claims.py",
+      "a claim holds when its interval clears the margin on its side"),
 ]
 
 # Survivors known to be equivalent: the program means the same (name -> why).
