@@ -124,7 +124,8 @@ EXPERIMENT_KINDS.add("oneshot", "lth.plan.oneshot:Sweep", keys="lth.plan.oneshot
 
 # Training modes: how a run's mask is kept while it trains (a `setup(ctx, key, start)` of
 # lth.training.modes). fixed_mask: trains under the mask its pruning step made (and can be batched);
-# else the mode finds its mask while it trains. features: the loop features it takes. method_keys:
+# else the mode finds its mask while it trains (gmp: gradual magnitude pruning, set: sparse evolutionary
+# training, rigl: RigL; each documented in its module). features: the loop features it takes. method_keys:
 # the one-shot method's keys its runs depend on (fixed_mask: with its score's); check: its
 # torch-free check of a one-shot method's settings; keys: its section of a one-shot method.
 _ALL_FEATURES = ("l1", "bn_l1", "adversarial")
@@ -140,6 +141,31 @@ TRAINING_MODES.add("iht", "lth.training.modes.iht:setup", fixed_mask=False, feat
                                     "description": "Iterations over which the density falls from 1 to its target"}}}})
 TRAINING_MODES.add("edgepopup", "lth.training.modes.edgepopup:setup", fixed_mask=False, features=_ALL_FEATURES,
                    method_keys=("train", "distribution"), check="lth.training.modes.rules:edgepopup")
+_STEPS = {"type": "integer", "minimum": 1}
+_END = {"type": ["integer", "null"], "minimum": 1, "default": None}
+TRAINING_MODES.add("gmp", "lth.training.modes.gmp:setup", fixed_mask=False, features=_ALL_FEATURES,
+                   method_keys=("train", "distribution", "min_per_layer", "gmp"), check="lth.training.modes.rules:gmp",
+                   keys={"gmp": {"type": "object", "additionalProperties": False, "default": {}, "properties": {
+                       "start": {"type": "integer", "minimum": 0, "default": 0,
+                                 "description": "Optimiser steps before the density starts to fall (t_0)"},
+                       "end": {**_END, "description": "The step at which the density reaches its target and stays "
+                                                      "(t_0 + n dt); null: 3/4 of training.iterations"},
+                       "frequency": {**_STEPS, "default": 100, "description": "Steps between two prunes (dt)"}}}})
+TRAINING_MODES.add("set", "lth.training.modes.set:setup", fixed_mask=False, features=_ALL_FEATURES,
+                   method_keys=("train", "distribution", "min_per_layer", "set"), check="lth.training.modes.rules:set_",
+                   keys={"set": {"type": "object", "additionalProperties": False, "default": {}, "properties": {
+                       "delta_t": {**_STEPS, "default": 100, "description": "Steps between two updates of the mask"},
+                       "zeta": {**_RATE, "default": 0.3,
+                                "description": "Fraction of each layer's weights dropped and regrown per update"}}}})
+TRAINING_MODES.add("rigl", "lth.training.modes.rigl:setup", fixed_mask=False, features=_ALL_FEATURES,
+                   method_keys=("train", "distribution", "min_per_layer", "rigl"),
+                   check="lth.training.modes.rules:rigl",
+                   keys={"rigl": {"type": "object", "additionalProperties": False, "default": {}, "properties": {
+                       "delta_t": {**_STEPS, "default": 100, "description": "Steps between two updates of the mask"},
+                       "zeta": {**_RATE, "default": 0.3, "description": "Fraction of each layer's weights dropped and "
+                                                                        "regrown at step 0, decaying as a cosine"},
+                       "t_end": {**_END, "description": "The last step that updates the mask; null: 3/4 of "
+                                                        "training.iterations"}}}})
 
 # Loop features: what the training loop adds to a step when the training settings switch it on (a
 # class of lth.training.features), in the order the loop applies them (the order of the terms added

@@ -6,12 +6,13 @@ the start weights theta_k, the dense run's trained weights, or its own trained w
 larger density: IMP with each round jumping to its density, as Greydanus 2020 prunes), a per-layer
 distribution and a number of rounds; or a training mode that finds its mask while it trains
 (lth.core.parts.TRAINING_MODES): iterative hard thresholding (`train: iht`), which reaches the
-density while it trains, or edge-popup (`train: edgepopup`), which keeps the weights of theta_k
-frozen and trains which of them to keep (strong tickets). Every run starts from theta_k and trains
-T-k iterations, the ticket's budget. The controls of Frankle et al. 2021 ("Pruning neural networks
-at initialization: why are we missing the mark?") are variants of each method: `<method>-shuffle`
-(its mask shuffled within each layer, the per-layer counts kept) and `<method>-reinit` (its mask on
-a fresh initialisation).
+density while it trains, edge-popup (`train: edgepopup`), which keeps the weights of theta_k
+frozen and trains which of them to keep (strong tickets), or gradual magnitude pruning, SET and
+RigL (`train: gmp`, `set`, `rigl`), which prune from dense or evolve a random sparse mask. Every
+run starts from theta_k and trains T-k iterations, the ticket's budget. The controls of Frankle et
+al. 2021 ("Pruning neural networks at initialization: why are we missing the mark?") are variants
+of each method: `<method>-shuffle` (its mask shuffled within each layer, the per-layer counts kept)
+and `<method>-reinit` (its mask on a fresh initialisation).
 
 Jobs (the `imp` kind's stages, lth.plan.imp):
     dense   (seed)                 the dense run

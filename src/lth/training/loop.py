@@ -52,7 +52,9 @@ def train(model: nn.Module, mask: Mask, splits, training: dict[str, Any], seg: S
     """Train `model` (already on the device) under `mask` for the segment; return curves and summary.
 
     enforce(t): called after the optimiser step of iteration t instead of re-zeroing `mask`'s pruned
-    weights (a training mode that chooses its mask anew at every step: lth.training.modes.iht).
+    weights (a training mode that chooses its mask anew at every step: lth.training.modes.iht). An
+    enforce whose mask is state (lth.training.modes.EvolvingMask) has `state_dict`/`load_state_dict`,
+    kept in the resume checkpoint, and `attach(optimizer)`, called once the optimiser exists.
     observe(t, x, y): sees iteration t's batch before the step and must leave the model as it was
     (a score accumulated during training: lth.pruning.scores.bingo). features: the loop features the
     training mode takes (default: every one the settings switch on).
@@ -64,11 +66,13 @@ def train(model: nn.Module, mask: Mask, splits, training: dict[str, Any], seg: S
     if enforce is None:
         keep_zero = MaskEnforcer(model, mask)
         enforce = lambda t: keep_zero()  # noqa: E731
+    elif hasattr(enforce, "attach"):
+        enforce.attach(optimizer)
     step = Step(model, optimizer, splits, training, seg.data_seed, augment, enforce, observe,
                 active_features(model, mask, training, features))
     in_precision = lambda: autocast(device, training.get("precision", "fp32"))  # noqa: E731
     with in_precision():
-        t, curves = resume(model, optimizer, splits, seg)
+        t, curves = resume(model, optimizer, splits, seg, enforce)
     last_ckpt, tally = t, Tally(device, task_of(splits))
     every, ckpt_every = training["eval_every"], training["checkpoint_every"]
     bar = _progress(seg, t)
@@ -87,8 +91,10 @@ def train(model: nn.Module, mask: Mask, splits, training: dict[str, Any], seg: S
                 bar.update(t - bar.n)
                 bar.set_postfix(test_acc=f"{curves[-1]['test_accuracy']:.3f}")
             if seg.checkpoint is not None and t < seg.stop and t - last_ckpt >= ckpt_every:
+                mode = {"mode": enforce.state_dict()} if hasattr(enforce, "state_dict") else {}
                 save_checkpoint(seg.checkpoint, {"fingerprint": seg.fingerprint, "iteration": t, "curves": curves,
-                                                 "model": model.state_dict(), "optimizer": optimizer.state_dict()})
+                                                 "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                                                 **mode})
                 last_ckpt = t
     if bar is not None:
         bar.close()
@@ -97,16 +103,22 @@ def train(model: nn.Module, mask: Mask, splits, training: dict[str, Any], seg: S
         return {"curves": curves, "summary": summarise(model, splits, curves, seconds)}
 
 
-def resume(model: nn.Module, optimizer: Optimizer, splits, seg: Segment) -> tuple[int, list[dict]]:
+def resume(model: nn.Module, optimizer: Optimizer, splits, seg: Segment,
+           enforce: Callable[[int], None] | None = None) -> tuple[int, list[dict]]:
     """(the iteration to train from, the curves so far): the segment's resume checkpoint loaded into
-    `model` and `optimizer` if there is one (refused if it belongs to another run), else the segment's
-    start and its first evaluation."""
+    `model`, `optimizer` and a stateful `enforce` if there is one (refused if it belongs to another
+    run), else the segment's start and its first evaluation."""
     if seg.checkpoint is not None and seg.checkpoint.exists():
         state = load_checkpoint(seg.checkpoint)
         if state.get("fingerprint") != seg.fingerprint:
             raise LTHError(f"{seg.checkpoint}: resume checkpoint belongs to another job; delete it to restart")
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
+        if hasattr(enforce, "load_state_dict"):
+            if "mode" not in state:
+                raise LTHError(f"{seg.checkpoint}: resume checkpoint holds no training-mode state; delete it to "
+                               f"restart")
+            enforce.load_state_dict(state["mode"])
         return state["iteration"], state["curves"]
     return seg.start, [evaluation_point(model, splits, seg.start, seg.lr(seg.start), None, None)]
 

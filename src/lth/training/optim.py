@@ -76,3 +76,16 @@ class Optimizer:
             self.steps = [t.to(device) for t in state["steps"]]
         else:
             self.buffers = [t.to(device) for t in state["buffers"]] or [None] * len(self.params)
+
+    @torch.no_grad()
+    def forget(self, param: torch.Tensor, where: torch.Tensor) -> None:
+        """Zero the state kept for `param` where `where` is True (Adam's moments, SGD's momentum): a
+        weight a training mode grows back starts without the momentum its pruned past gathered, as
+        RigL's code resets it (google-research/rigl, sparse_optimizers.py: reset_momentum). Adam's step
+        count is one per tensor and stays."""
+        i = next(i for i, p in enumerate(self.params) if p is param)
+        if self.kind in ("adam", "adamw"):
+            self.exp_avg[i].masked_fill_(where, 0.0)
+            self.exp_avg_sq[i].masked_fill_(where, 0.0)
+        elif self.buffers[i] is not None:
+            self.buffers[i].masked_fill_(where, 0.0)
