@@ -158,6 +158,6 @@ def test_console_command_exits_nonzero_with_one_line(tmp_path, settings_file):
 
 
 def test_every_subcommand_has_help():
-    for command in ("fetch", "verify", "train", "prune", "retrain", "job", "track", "summarize"):
+    for command in ("fetch", "verify", "train", "prune", "retrain", "export", "job", "track", "summarize"):
         proc = subprocess.run([sys.executable, "-m", "lth", command, "--help"], capture_output=True, text=True)
         assert proc.returncode == 0 and "usage: lth " + command in proc.stdout

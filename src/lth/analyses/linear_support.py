@@ -42,9 +42,9 @@ def compute(plan) -> list[dict]:
     x_train, y_train = splits.x_train.double(), splits.y_train
     x_test, y_test = splits.x_test.double(), splits.y_test
     dense = dense_reference(x_train, y_train, x_test, y_test, task)
-    variants, levels = plan.ticket_chains(), plan.levels()
     runs = [(seed, DENSE, RunKey(seed, 0, DENSE)) for seed in s.seeds]
-    runs += [(seed, v, RunKey(seed, level, v)) for v in variants for seed in s.seeds for level in levels]
+    runs += [(seed, v, RunKey(seed, level, v)) for v in plan.ticket_chains() for seed in s.seeds
+             for level in plan.method_levels(v)]
     lassos = {}
     for seed, variant, key in runs:
         level = key.level

@@ -28,8 +28,8 @@ def if_random(p: float, q: float) -> float:
 
 def compute(plan) -> list[dict]:
     s, rows = plan.settings, []
-    variants, levels = plan.ticket_chains(), plan.levels()
-    for variant in variants:
+    for variant in plan.ticket_chains():
+        levels = plan.method_levels(variant)  # a sweep's N:M method has one
         found = {(seed, lv): artifacts.load_tensors(plan.layout.mask(RunKey(seed, lv, variant)))
                  for seed in s.seeds for lv in levels}
         density = {key: masks.density(m) for key, m in found.items()}

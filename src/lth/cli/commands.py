@@ -125,6 +125,18 @@ def cmd_retrain(args) -> None:
         _report(train_run(ctx, plan.holding(key), key))
 
 
+def cmd_export(args) -> None:
+    from lth.plan import Plan
+    from lth.plan.layout import RunKey
+    from lth.store.export import export_ticket
+
+    plan = Plan.from_results(args.results)
+    key = RunKey(args.seed, args.level, args.variant or plan.ticket_chains()[0])
+    meta = export_ticket(plan, key, args.out)
+    print(f"{args.out}: seed {key.seed} level {key.level} {key.variant}, weights remaining "
+          f"{float(meta['weights_remaining']):.4f}, model {meta['model']}")
+
+
 def cmd_job(args) -> None:
     """One planned job; with --log, its output goes there and one line with its result to stdout."""
     import contextlib

@@ -20,12 +20,12 @@ def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="lth", formatter_class=_Help,
         description="Lottery-ticket experiments, one stage per subcommand.\n\n"
-                    "By hand: fetch, train, prune, retrain, verify.\n"
+                    "By hand: fetch, train, prune, retrain, verify, export.\n"
                     "Workflow steps (the Snakemake rules run these): job, summarize, analyse, track.")
     p.add_argument("--version", action="version", version=f"lth {lth.__version__}")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for add in (add_fetch, add_verify, add_train, add_prune, add_retrain, add_job, add_track, add_summarize,
-                add_analyse, add_scorecard):
+    for add in (add_fetch, add_verify, add_train, add_prune, add_retrain, add_export, add_job, add_track,
+                add_summarize, add_analyse, add_scorecard):
         add(lambda *a, **kw: sub.add_parser(*a, formatter_class=_Help, **kw))  # defaults in every subcommand's help
     return p
 
@@ -93,6 +93,22 @@ def add_retrain(new) -> None:
     r.add_argument("--level", type=int, required=True, help="the pruning level L >= 1 whose variants are trained")
     r.add_argument("--variant", action="append", required=True, choices=list(SOURCE), help="repeatable")
     r.set_defaults(func=commands.cmd_retrain)
+
+
+def add_export(new) -> None:
+    e = new("export", help="one ticket as a standalone safetensors file (weights, mask, model config)",
+            description="Write a finished run's masked weights, its mask (tensors mask/<parameter>) and the model's "
+                        "config (metadata 'model': name, options, input shape, classes) to one safetensors file, "
+                        "loadable with safetensors and torch alone (README.md: 'A ticket as one file').")
+    e.add_argument("--results", required=True, help="results folder of the experiment (holds settings.json)")
+    e.add_argument("--seed", type=int, required=True, help="the run's seed")
+    e.add_argument("--level", type=int, required=True,
+                   help="the run's level (IMP: the round; kind oneshot: the density per 10,000, e.g. 500)")
+    e.add_argument("--variant", default=None,
+                   help="the run's variant (default: the experiment's first ticket chain: ticket, or the first "
+                        "one-shot method)")
+    e.add_argument("--out", required=True, help="the file to write, e.g. ticket.safetensors")
+    e.set_defaults(func=commands.cmd_export)
 
 
 def add_job(new) -> None:

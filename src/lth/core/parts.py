@@ -114,6 +114,11 @@ SELECTIONS.add("layerwise", "lth.pruning.select:layerwise", keys={"rates": {
     "description": "layerwise: rate per layer kind (fc, conv, output) or per layer name"}})
 SELECTIONS.add("global", "lth.pruning.select:global_threshold", keys={"global_rate": {
     **_RATE, "default": 0.2, "description": "global: fraction of all remaining weights removed per round"}})
+# structured: the selection also gets the score context (it reads the model's channel structure)
+SELECTIONS.add("channels", "lth.pruning.select:channels", structured=True, keys={"channel_rate": {
+    **_RATE, "default": 0.2, "description": "channels: fraction of each prunable layer's remaining output channels "
+                                            "removed per round, whole, with the inputs that read them (Li et al. "
+                                            "2017; lth.pruning.channels)"}})
 
 # Experiment kinds: which runs an experiment has and how they group into jobs, its checks and its
 # fingerprints (a class of lth.plan: its `check` and `stage_fingerprints`); keys: its config section;
@@ -233,3 +238,13 @@ ANALYSES.add("subset_sum", "lth.analyses.subset_sum:compute", keys={"subset_sum"
         "scale": {"type": "number", "exclusiveMinimum": 0, "maximum": 1, "default": 0.5,
                   "description": "target weights ~ U[-scale, scale]"}},
     "description": "subset-sum check of the strong-ticket theory (Pensia et al. 2020): lth.analyses.subset_sum"}})
+ANALYSES.add("inference", "lth.analyses.inference:compute", keys={"inference": {
+    "type": "object", "additionalProperties": False, "default": {}, "properties": {
+        "repeats": {"type": "integer", "minimum": 1, "maximum": 1000, "default": 10,
+                    "description": "timed forward passes per implementation and batch size (the median is reported)"},
+        "warmup": {"type": "integer", "minimum": 0, "maximum": 100, "default": 2,
+                   "description": "untimed forward passes before them"},
+        "batches": {"type": "array", "items": {"type": "integer", "minimum": 1, "maximum": 4096}, "minItems": 1,
+                    "uniqueItems": True, "default": [1, 256], "description": "batch sizes measured"}},
+    "description": "what a ticket buys at inference (seed 0's tickets: parameters, FLOPs, CPU latency and memory of "
+                   "the dense, masked and sparse CSR models): lth.analyses.inference"}})

@@ -87,8 +87,9 @@ def check_device(device: str, experiments: dict[str, Settings], source: str) -> 
 
 def check_layers(s: Settings, where: str) -> None:
     """Layer-wise rates for every kind of layer the model has; named layers that exist; scores that
-    must see the model (`checked_on_model`) computed on it once. Names and scores are checked on the
-    built model (lth.pruning.model_checks, torch), only when the settings need it."""
+    must see the model (`checked_on_model`) computed on it once; N:M groups that divide every layer's rows
+    and channels that can be removed (structured methods). Names and scores are checked on the built model
+    (lth.pruning.model_checks, torch), only when the settings need it."""
     model = parts.MODELS[s.model.name]
     kind = parts.EXPERIMENT_KINDS[s.kind].load()
     methods = kind.pruning_methods(s)
@@ -100,8 +101,11 @@ def check_layers(s: Settings, where: str) -> None:
             raise LTHError(f"{where}: pruning.rates: no rate for the {', '.join(missing)} layers of model "
                            f"{s.model.name!r} (rates: {dict(s.pruning.rates)})")
     on_model = [m for m in methods if parts.SCORES[m["score"]].info.get("checked_on_model")]
-    if s.pruning.exclude or on_model or (layerwise and any(k not in LAYER_KINDS for k in s.pruning.rates)):
-        load_target("lth.pruning.model_checks:check_layers")(s, where, layerwise, on_model)
+    structured = {key: m for key, m in kind.named_pruning_methods(s).items()
+                  if m.get("n_of_m") or m.get("distribution") == "channels" or m.get("strategy") == "channels"}
+    named = layerwise and any(k not in LAYER_KINDS for k in s.pruning.rates)
+    if s.pruning.exclude or on_model or structured or named:
+        load_target("lth.pruning.model_checks:check_layers")(s, where, layerwise, on_model, structured)
 
 
 def check_on_disk(dataset, config: dict, where: str, cwd: str | Path) -> None:

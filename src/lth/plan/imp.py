@@ -74,6 +74,15 @@ class Plan:
         """The settings of every pruning method that makes a mask (IMP: `pruning`)."""
         return [s.pruning]
 
+    @staticmethod
+    def named_pruning_methods(s: Settings) -> dict[str, Mapping[str, Any]]:
+        """The same, by the config key that holds each (what an error names)."""
+        return {"pruning": s.pruning}
+
+    def method_levels(self, chain: str) -> list[int]:
+        """The levels at which chain `chain` has a mask (IMP: every level)."""
+        return self.levels()
+
     # --- settings.json ------------------------------------------------------------------------
     def record(self) -> dict[str, Any]:
         return {"format": FORMAT, "experiment": self.experiment, "settings": self.settings.thaw(),

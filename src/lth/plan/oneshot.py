@@ -8,11 +8,14 @@ distribution and a number of rounds; or a training mode that finds its mask whil
 (lth.core.parts.TRAINING_MODES): iterative hard thresholding (`train: iht`), which reaches the
 density while it trains, edge-popup (`train: edgepopup`), which keeps the weights of theta_k
 frozen and trains which of them to keep (strong tickets), or gradual magnitude pruning, SET and
-RigL (`train: gmp`, `set`, `rigl`), which prune from dense or evolve a random sparse mask. Every
-run starts from theta_k and trains T-k iterations, the ticket's budget. The controls of Frankle et
-al. 2021 ("Pruning neural networks at initialization: why are we missing the mark?") are variants
-of each method: `<method>-shuffle` (its mask shuffled within each layer, the per-layer counts kept)
-and `<method>-reinit` (its mask on a fresh initialisation).
+RigL (`train: gmp`, `set`, `rigl`), which prune from dense or evolve a random sparse mask. A method
+with `n_of_m: [N, M]` keeps N of every M consecutive inputs of each row
+(lth.pruning.select.keep_n_of_m): its density is N/M, so it runs at that one density of the sweep
+(`method_levels`), and `distribution: channels` removes whole channels (lth.pruning.channels).
+Every run starts from theta_k and trains T-k iterations, the ticket's budget. The controls of
+Frankle et al. 2021 ("Pruning neural networks at initialization: why are we missing the mark?")
+are variants of each method: `<method>-shuffle` (its mask shuffled within each layer, the
+per-layer counts kept) and `<method>-reinit` (its mask on a fresh initialisation).
 
 Jobs (the `imp` kind's stages, lth.plan.imp):
     dense   (seed)                 the dense run
@@ -75,7 +78,45 @@ def method_keys(s: Settings, m: Mapping[str, Any]) -> dict[str, Any]:
         out["densities"] = sorted(s.oneshot.densities, reverse=True)
     if m.get("previous_iteration") is not None:  # only when set: the folders of earlier settings stay
         out["previous_iteration"] = m["previous_iteration"]
+    if m.get("n_of_m") is not None:
+        out["n_of_m"] = thaw(m["n_of_m"])
     return out
+
+
+def n_of_m_level(m: Mapping[str, Any]) -> int | None:
+    """The one level (density per PER) of a method with `n_of_m: [N, M]`: N/M; None without."""
+    return round(m["n_of_m"][0] / m["n_of_m"][1] * PER) if m.get("n_of_m") else None
+
+
+def check_n_of_m(m: dict[str, Any], s: Mapping[str, Any], at: str) -> None:
+    """An N:M method: N below M, one round of a mask trained under (train: masked), not chained (at:
+    previous), a distribution that is uniform per layer (N/M of every layer), biases not pruned, and its
+    density N/M one of the sweep's densities (it runs at that one only). Its rounds default to 1."""
+    n, mm = m["n_of_m"]
+    key = f"{at}.n_of_m: [{n}, {mm}]"
+    if n >= mm:
+        raise LTHError(f"{key}: N must be below M (N of every M consecutive inputs are kept)")
+    if not parts.TRAINING_MODES[m["train"]].fixed_mask:
+        raise LTHError(f"{key}: train: {m['train']} finds its own mask while it trains; N:M masks need train: masked")
+    if m["at"] == "previous":
+        raise LTHError(f"{key}: an N:M method runs at the one density N/M: at: previous has no chain of densities "
+                       f"to follow (use at: trained)")
+    if m["distribution"] not in ("global", "uniform"):
+        raise LTHError(f"{key}: N:M keeps N/M of every layer: distribution {m['distribution']!r} would contradict "
+                       f"it (leave it global or set uniform)")
+    if m["rounds"] is None:
+        m["rounds"] = 1
+    if m["rounds"] != 1:
+        raise LTHError(f"{key}: N:M masks are chosen in one step; rounds: {m['rounds']} would leave groups with fewer "
+                       f"than N (set rounds: 1)")
+    if s["pruning"]["biases"]:
+        raise LTHError(f"{key}: biases have no rows of inputs to group; set pruning.biases: false")
+    level = n / mm * PER
+    if abs(level - round(level)) > 1e-6:
+        raise LTHError(f"{key}: its density {n}/{mm} is not a multiple of 0.0001 (levels name folders)")
+    if not any(abs(d * PER - level) < 1e-6 for d in s["oneshot"]["densities"]):
+        raise LTHError(f"{key}: the method runs at density {n / mm:g} only, which is not one of oneshot.densities "
+                       f"{list(s['oneshot']['densities'])}: add it")
 
 
 class Sweep(Plan):
@@ -100,6 +141,8 @@ class Sweep(Plan):
         for name, m in o["methods"].items():
             at = f"{where}: oneshot.methods.{name}"
             check_data_score(m, at)
+            if m["n_of_m"] is not None:
+                check_n_of_m(m, s, at)
             if m["rounds"] is None:
                 m["rounds"] = parts.SCORES[m["score"]].info.get("rounds", 1)
             if isinstance(m["at"], int) and m["at"] >= s["training"]["iterations"]:
@@ -124,11 +167,22 @@ class Sweep(Plan):
     @staticmethod
     def pruning_methods(s: Settings) -> list[Mapping[str, Any]]:
         """The methods that prune a mask (those that train under it)."""
-        return [m for m in s.oneshot.methods.values() if parts.TRAINING_MODES[m.train].fixed_mask]
+        return list(Sweep.named_pruning_methods(s).values())
+
+    @staticmethod
+    def named_pruning_methods(s: Settings) -> dict[str, Mapping[str, Any]]:
+        """The methods that prune a mask, by their config key."""
+        return {f"oneshot.methods.{name}": m for name, m in s.oneshot.methods.items()
+                if parts.TRAINING_MODES[m.train].fixed_mask}
 
     def levels(self) -> list[int]:
         """The densities as levels, densest first."""
         return sorted((round(d * PER) for d in self.settings.oneshot.densities), reverse=True)
+
+    def method_levels(self, name: str) -> list[int]:
+        """The levels method `name` runs at: every density, or N/M alone for an N:M method."""
+        own = n_of_m_level(self.settings.oneshot.methods[name])
+        return [lv for lv in self.levels() if own is None or lv == own]
 
     def ticket_chains(self) -> list[str]:
         """Every method's runs are its tickets."""
@@ -170,7 +224,7 @@ class Sweep(Plan):
             out += [Job("rewind", seed, k=k) for k in self.replays()]
         groups = self.seed_groups() if per_seed else [tuple(s.seeds)]
         out += [self.with_runs(Job("level", seeds, level, chain)) for level in self.levels()
-                for chain in s.oneshot.methods for seeds in groups]
+                for chain in s.oneshot.methods if level in self.method_levels(chain) for seeds in groups]
         return out
 
     def chain_length(self) -> int:

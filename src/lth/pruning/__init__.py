@@ -54,23 +54,39 @@ def prune_to(method: Mapping[str, Any], density: float, weights: Mapping[str, to
     """One-shot: `mask` pruned to `density` of all prunable weights by `method` (its score, distribution,
     min_per_layer and rounds). Over several rounds the density falls exponentially, to `density` at
     the last, and the score is computed anew under each round's mask (SynFlow's 100 rounds).
-    `context_for(mask)` gives the score's Context under a mask."""
+    `context_for(mask)` gives the score's Context under a mask. With `n_of_m: [N, M]` the mask is N:M in
+    one step (its density is N/M, which the plan makes `density`); `distribution: channels` removes whole
+    channels (lth.pruning.channels), the structure read from the context's model."""
     from lth.pruning.masks import density as density_of
     from lth.pruning.select import keep_density
 
     start = density_of(mask)
     if not 0.0 < density <= start:
         raise LTHError(f"cannot prune to density {density:g}: the mask keeps {start:g} of the weights already")
-    rounds = method["rounds"]
+    if method.get("n_of_m"):  # N:M: one step, every group of M inputs keeps its N best (lth.pruning.select)
+        from lth.pruning.select import keep_n_of_m
+
+        n, m = method["n_of_m"]
+        return keep_n_of_m(compute_scores(method["score"], weights, mask, context_for(mask)), mask, n, m)
+    rounds, spaces = method["rounds"], None
     for r in range(1, rounds + 1):
         target = density if r == rounds else start * (density / start) ** (r / rounds)
-        mask = keep_density(compute_scores(method["score"], weights, mask, context_for(mask)), mask, target,
-                            method["distribution"], method["min_per_layer"])
+        context = context_for(mask)
+        scores = compute_scores(method["score"], weights, mask, context)
+        if method["distribution"] == "channels":  # whole channels (lth.pruning.channels)
+            from lth.pruning import channels
+
+            spaces = spaces or channels.structure_of(context, mask)
+            mask = channels.keep_channels(scores, mask, target, spaces)
+        else:
+            mask = keep_density(scores, mask, target, method["distribution"], method["min_per_layer"])
     return mask
 
 
 def prune(pruning: Mapping[str, Any], weights: Mapping[str, torch.Tensor], mask: Mask, kinds: Mapping[str, str],
           context: ScoreContext | None = None) -> Mask:
-    """The next mask of one pruning round, by the configured score and strategy (`pruning` settings)."""
-    select = SELECTIONS[pruning["strategy"]].load()
-    return select(compute_scores(pruning["score"], weights, mask, context), mask, pruning, kinds)
+    """The next mask of one pruning round, by the configured score and strategy (`pruning` settings). A
+    strategy registered `structured` (channels) also gets the context: it reads the model's structure."""
+    part = SELECTIONS[pruning["strategy"]]
+    extra = {"context": context} if part.info.get("structured") else {}
+    return part.load()(compute_scores(pruning["score"], weights, mask, context), mask, pruning, kinds, **extra)

@@ -8,6 +8,8 @@ global   no per-layer counts: one ranking of the score across layers (lth.prunin
 module   each module's weight and bias ranked together (as one vector), keeping n - int((1 - d) n) of
          its n parameters: Greydanus 2020's notebook (`get_mask` over cat(weight, bias), which drops
          int(sparsity x n)); with biases not pruned, a module is its weight alone
+channels whole output channels and the inputs that read them, the same fraction of every prunable layer's
+         channels (lth.pruning.channels; lth.pruning.prune_to calls it: it needs the model's structure)
 
 Counts are of a layer's weights, pruned or not: d is the density of the network, not a rate of
 what remains. `min_per_layer` keeps a layer from being pruned to nothing (layer collapse, the
@@ -23,7 +25,7 @@ import torch
 
 from lth.core.errors import LTHError
 
-DISTRIBUTIONS = ("global", "uniform", "erk", "module")
+DISTRIBUTIONS = ("global", "uniform", "erk", "module", "channels")
 
 
 def erk_densities(shapes: Mapping[str, tuple[int, ...]], density: float) -> dict[str, float]:
@@ -51,6 +53,9 @@ def layer_counts(distribution: str, mask: Mapping[str, torch.Tensor], density: f
         fractions = {n: density for n in mask}
     elif distribution == "erk":
         fractions = erk_densities({n: tuple(m.shape) for n, m in mask.items()}, density)
+    elif distribution == "channels":
+        raise LTHError("distribution channels removes whole channels: its counts come from the model's structure "
+                       "(lth.pruning.channels.keep_channels, through lth.pruning.prune_to)")
     else:
         raise LTHError(f"unknown pruning distribution {distribution!r}; known: {', '.join(DISTRIBUTIONS)}")
     return {n: max(min(min_per_layer, m.numel()), round(fractions[n] * m.numel())) for n, m in mask.items()}

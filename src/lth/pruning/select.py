@@ -157,3 +157,36 @@ def keep_per_module(scores: Mapping[str, torch.Tensor], mask: Mask, density: flo
         new.update({n: part.reshape(mask[n].shape) for n, part in
                     zip(names, flat.split([mask[n].numel() for n in names]))})
     return new
+
+
+def keep_n_of_m(scores: Mapping[str, torch.Tensor], mask: Mask, n: int, m: int) -> Mask:
+    """N:M sparsity: in every group of `m` consecutive inputs of a row (a Linear's in_features; a Conv2d's
+    in_channels x kh x kw of one output channel, flattened in that order) the `n` highest scores among
+    the alive weights are kept, ties broken by position as everywhere (the lower index goes first), so
+    an unpruned layer keeps exactly n/m of its weights. A layer whose rows are not a multiple of `m`
+    long is an LTHError naming it (the config check refuses it before training)."""
+    if not 0 < n < m:
+        raise LTHError(f"n_of_m: [{n}, {m}]: N must be at least 1 and below M")
+    new: Mask = {}
+    for name, alive in mask.items():
+        if alive.dim() < 2 or alive[0].numel() % m:
+            size = alive[0].numel() if alive.dim() >= 2 else "no"
+            raise LTHError(f"n_of_m: [{n}, {m}]: M = {m} does not divide the {size} inputs per row of '{name}' "
+                           f"{tuple(alive.shape)}")
+        groups = alive.reshape(-1, m).cpu()
+        s = scores[name].reshape(-1, m).to(torch.float64).masked_fill(~groups, -torch.inf)
+        order = torch.sort(s, dim=1, stable=True).indices  # ascending: the first m - n of each group go
+        keep = torch.zeros_like(groups)
+        keep.scatter_(1, order[:, m - n:], True)
+        new[name] = (keep & groups).reshape(alive.shape)
+    return new
+
+
+def channels(scores, mask: Mask, pruning: Mapping[str, Any], kinds: Mapping[str, str], context=None) -> Mask:
+    """`pruning.channel_rate` of each prunable channel space's alive channels removed per round, whole
+    channels with their readers' inputs (lth.pruning.channels; the structure from the context's model)."""
+    from lth.pruning import channels as structured
+
+    spaces = structured.structure_of(context, mask)
+    return structured.remove_channel_rate(scores, mask, check_rate(pruning["channel_rate"], "pruning.channel_rate"),
+                                          spaces)

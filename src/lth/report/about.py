@@ -56,8 +56,9 @@ def missing(results: Results) -> list[str]:
     if empty:
         lines.append(f"Level(s) {_join(empty)}: no runs at all.")
     gaps: dict[tuple[str, tuple[int, ...]], list[int]] = {}
+    planned = _planned(results)
     for v in (v for v in names if v not in absent):
-        for level in (lv for lv in levels if lv not in empty):
+        for level in (lv for lv in levels if lv not in empty and (planned is None or (v, lv) in planned)):
             have = set(s.loc[(s["variant"] == v) & (s["level"] == level), "seed"].astype(int))
             if set(seeds) - have:
                 gaps.setdefault((v, tuple(sorted(set(seeds) - have))), []).append(level)
@@ -74,6 +75,14 @@ def missing(results: Results) -> list[str]:
     if len(lines) > MAX_LINES:
         lines = lines[:MAX_LINES - 1] + [f"... and {len(lines) - MAX_LINES + 1} more."]
     return lines
+
+
+def _planned(results: Results) -> set[tuple[str, int]] | None:
+    """A sweep's (variant, level) pairs (an N:M method runs at its one density); None: every pair."""
+    if not levels_are_densities(results.config.get("kind")):
+        return None
+    plan = results.plan
+    return {(k.variant, k.level) for j in plan.jobs() if j.stage == "level" for k in plan.job_runs(j)}
 
 
 def _join(values) -> str:
