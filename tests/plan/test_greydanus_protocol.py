@@ -13,7 +13,7 @@ from safetensors.torch import load_file
 from lth.core.errors import LTHError
 from lth.data.splits import load_splits
 from lth.plan import plan_of
-from lth.plan.layout import RunKey
+from lth.plan.layout import TENSORS_FILE, RunKey, dataset_dir
 from lth.pruning.select import keep_density
 from lth.store import artifacts
 from lth.training.loop import Segment, train
@@ -61,7 +61,7 @@ def test_sequential_training_is_plain_sgd_over_the_slices(context):
 def test_raw_inputs_are_the_datasets_own(data_dir):
     raw = load_splits("mnist1d", data_dir, val_size=500, normalise=False)
     normalised = load_splits("mnist1d", data_dir, val_size=500)
-    stored = load_file(next(data_dir.rglob("tensors.safetensors")))
+    stored = load_file(dataset_dir(data_dir, "mnist1d") / TENSORS_FILE)
     assert torch.equal(raw.x_test, stored["x_test"].float())
     assert not torch.equal(normalised.x_test, raw.x_test)
     assert abs(float(normalised.x_train.mean())) < 1e-4

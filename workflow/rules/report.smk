@@ -89,8 +89,15 @@ rule scorecard:
     output:
         csv=f"{REPORTS}/scorecard.csv",
         html=f"{REPORTS}/scorecard.html",
+    log:
+        f"{REPORTS}/logs/scorecard.log",
     localrule: True
     run:
         from lth.report.scorecard import configs_of, write
 
-        write(configs_of(PROJECT), Path(RESULTS), Path(output.csv).parent)
+        write(
+            configs_of(PROJECT),
+            Path(RESULTS),
+            Path(output.csv).parent,
+            log=Path(log[0]),
+        )

@@ -199,13 +199,11 @@ def cmd_summarize(args) -> None:
 
 
 def cmd_scorecard(args) -> None:
-    from lth.report.scorecard import configs_of, write
+    from lth.report.scorecard import configs_of, summary_line, write
 
     configs = [Path(c) for c in args.configs] or configs_of()
     table = write(configs, Path(args.results), Path(args.out), Path(args.readme) if args.readme else None)
-    counts = table["verdict"].value_counts()
-    print(f"{Path(args.out) / 'scorecard.html'}: {len(table)} claims; "
-          + ", ".join(f"{n} {v}" for v, n in counts.items()))
+    print(f"{Path(args.out) / 'scorecard.html'}: {summary_line(table)}")
 
 
 def cmd_track(args) -> None:

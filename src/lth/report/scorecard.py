@@ -113,9 +113,19 @@ def to_markdown(table: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
-def write(configs: list[Path], results: Path, out: Path, readme: Path | None = None) -> pd.DataFrame:
-    """reports/scorecard.csv and .html; README.md's table between its markers when `readme` is given."""
+def summary_line(table: pd.DataFrame) -> str:
+    """How many claims, and how many of each verdict."""
+    return f"{len(table)} claims; " + ", ".join(f"{n} {v}" for v, n in table["verdict"].value_counts().items())
+
+
+def write(configs: list[Path], results: Path, out: Path, readme: Path | None = None,
+          log: Path | None = None) -> pd.DataFrame:
+    """reports/scorecard.csv and .html; README.md's table between its markers when `readme` is given;
+    the verdicts' counts in `log` when given (the Snakemake rule's)."""
     table = scorecard(configs, results)
+    if log is not None:
+        log.parent.mkdir(parents=True, exist_ok=True)
+        log.write_text(summary_line(table) + "\n")
     out.mkdir(parents=True, exist_ok=True)
     table.to_csv(out / "scorecard.csv", index=False)
     (out / "scorecard.html").write_text(to_html(table))
