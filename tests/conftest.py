@@ -1,9 +1,10 @@
 """Shared fixtures: a real MNIST-1D dataset generated once per session, tiny settings, and the
-independent reference of paired intervals."""
+independent reference of paired intervals, and a synthetic sweep's results folder."""
 
 import copy
 import json
 import os
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -81,3 +82,37 @@ def missing_tool(reason: str):
     if os.environ.get("CI", "").lower() == "true":
         pytest.fail(f"{reason}; CI=true: .ci/run installs it")
     pytest.skip(reason)
+
+
+def synthetic_sweep(folder: Path, methods: int = 10, densities: int = 5, seeds: int = 2, controls: bool = True,
+                    experiment: str = "sweep") -> Path:
+    """A one-shot sweep's results folder (summary.csv, layer_density.csv, settings.json) of `methods`
+    methods, each with its shuffle and reinit controls, at `densities` densities from 80 % down to
+    0.5 %: accuracy falls with density, each method a little differently, controls lower, plus seed
+    noise. No run records (the page says the curves are missing)."""
+    import pandas as pd
+
+    rng = np.random.default_rng(0)
+    ws = np.unique(np.round(np.geomspace(0.8, 0.005, densities) * 10000).astype(int))[::-1]
+    names = [f"m{i:02d}" for i in range(methods)]
+    kinds = [(m, 0.0) for m in names] + ([(f"{m}-{c}", d) for m in names for c, d in (("shuffle", 4), ("reinit", 6))]
+                                         if controls else [])
+    rows = [{"experiment": experiment, "seed": s, "level": 0, "variant": "dense", "weights_remaining": 1.0,
+             "test_accuracy": 0.90 + 0.004 * rng.standard_normal(), "early_stop_iteration": 300}
+            for s in range(seeds)]
+    for v, drop in kinds:
+        slope = 3 + (names.index(v.split("-")[0]) % 7)
+        for level in ws:
+            w = level / 10000
+            acc = 0.90 - (slope + drop) * 0.01 * max(0.0, -np.log10(w) - 0.3) ** 2
+            rows += [{"experiment": experiment, "seed": s, "level": int(level), "variant": v, "weights_remaining": w,
+                      "test_accuracy": acc + 0.004 * rng.standard_normal(), "early_stop_iteration": 300}
+                     for s in range(seeds)]
+    folder.mkdir(parents=True, exist_ok=True)
+    summary = pd.DataFrame(rows)
+    summary.to_csv(folder / "summary.csv", index=False)
+    density = summary[["experiment", "seed", "level", "variant"]].assign(target="", layer="fc.weight",
+                                                                       density=summary["weights_remaining"])
+    density.to_csv(folder / "layer_density.csv", index=False)
+    (folder / "settings.json").write_text(json.dumps({"settings": {"kind": "oneshot"}}))
+    return folder

@@ -37,9 +37,25 @@ def log_weights_axis(ax) -> None:
     ax.grid(True, which="major", alpha=0.3)
 
 
+def weights_axis(ax, lo: float, hi: float, label: str = "weights remaining (%, log scale)") -> None:
+    """Weights remaining on a log axis from `hi` (left) to `lo`, the same in every panel that shares
+    them (small multiples compare by position only when their axes agree)."""
+    ax.set_xscale("log")
+    ax.set_xlim(max(hi, 100) * 1.05, lo / 1.05)
+    _log_axis(ax.xaxis, lo, max(hi, 100))
+    ax.set_xlabel(label)
+    ax.grid(True, which="major", alpha=0.3)
+
+
+def legend_outside(ax, **kw) -> None:
+    """The axes' legend to the right of it, never over the data: constrained layout makes room."""
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0, fontsize="small", **kw)
+
+
 def band(ax, x, mean, std, variant: str, label: str, **kw) -> None:
-    kw.setdefault("color", COLOURS.get(variant))
-    (line,) = ax.plot(x, mean, marker="o", markersize=3, label=label, **kw)
+    kw = {"color": COLOURS.get(variant), "marker": "o", "markersize": 3, **kw}
+    (line,) = ax.plot(x, mean, label=label, **kw)
     ax.fill_between(x, mean - std, mean + std, color=line.get_color(), alpha=0.2, linewidth=0)
 
 

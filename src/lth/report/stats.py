@@ -22,6 +22,7 @@ COLOURS = {DENSE: "0.35", "ticket": "C0", "ticket_transfer": "C0", "reinit": "C1
            "random_prune": "C2", "lr_rewind": "C3", "finetune": "C4"}
 CHAIN_HEADS = ("ticket", "lr_rewind", "finetune")  # variants whose masks differ (the baselines share the ticket's)
 CONTROLS = ("random_prune", "reinit")  # the ticket's controls: its mask with a new init, a random mask with its init
+SWEEP_CONTROLS = ("shuffle", "reinit")  # a one-shot method's (lth.plan.oneshot): variants <method>-<control>
 CONFIDENCE = 0.95
 
 
@@ -41,6 +42,23 @@ def levels_are_densities(kind: str) -> bool:
     """Whether an experiment kind numbers its levels by density (a one-shot sweep), not by pruning
     round (its `levels` in lth.core.parts.EXPERIMENT_KINDS)."""
     return EXPERIMENT_KINDS[kind or "imp"].info.get("levels") == "densities"
+
+
+def split_variant(variant: str) -> tuple[str, str]:
+    """(method, control) of a sweep's variant: `snip-shuffle` -> (snip, shuffle); a method -> (it, "")."""
+    for control in SWEEP_CONTROLS:
+        if variant.endswith(f"-{control}"):
+            return variant[: -len(control) - 1], control
+    return variant, ""
+
+
+def controls_of(summary: pd.DataFrame, variant: str, kind: str = "imp") -> list[str]:
+    """The controls of `variant` present in the results: a sweep method's own (`<method>-shuffle`,
+    `<method>-reinit`), IMP's ticket's (random_prune, reinit); none for anything else."""
+    present = variants(summary)
+    if levels_are_densities(kind):
+        return [f"{variant}-{c}" for c in SWEEP_CONTROLS if f"{variant}-{c}" in present]
+    return [c for c in CONTROLS if c in present] if variant == "ticket" else []
 
 
 def variants(summary: pd.DataFrame) -> list[str]:
