@@ -85,16 +85,23 @@ def missing_tool(reason: str):
 
 
 def synthetic_sweep(folder: Path, methods: int = 10, densities: int = 5, seeds: int = 2, controls: bool = True,
-                    experiment: str = "sweep") -> Path:
-    """A one-shot sweep's results folder (summary.csv, layer_density.csv, settings.json) of `methods`
-    methods, each with its shuffle and reinit controls, at `densities` densities from 80 % down to
-    0.5 %: accuracy falls with density, each method a little differently, controls lower, plus seed
-    noise. No run records (the page says the curves are missing)."""
+                    experiment: str = "sweep") -> dict:
+    """A one-shot sweep's results folder: its real plan's settings.json (tiny settings, `methods`
+    random-score methods m00, m01, ..., each with shuffle and reinit controls, at `densities`
+    densities from 80 % down to 0.5 %) and made-up summary.csv and layer_density.csv: accuracy falls
+    with density, each method a little differently, controls lower, plus seed noise. No run records
+    (the page says so). Returns the experiment's settings (the report's config_json)."""
     import pandas as pd
+
+    from lth.plan import plan_of
 
     rng = np.random.default_rng(0)
     ws = np.unique(np.round(np.geomspace(0.8, 0.005, densities) * 10000).astype(int))[::-1]
     names = [f"m{i:02d}" for i in range(methods)]
+    raw = tiny({"kind": "oneshot", "seeds": list(range(seeds)),
+                "oneshot": {"densities": [int(w) / 10000 for w in ws], "controls": ["shuffle", "reinit"] if controls
+                            else [], "methods": {m: {"score": "random", "at": "init"} for m in names}}})
+    plan_of(experiment, raw, folder, {}).write()
     kinds = [(m, 0.0) for m in names] + ([(f"{m}-{c}", d) for m in names for c, d in (("shuffle", 4), ("reinit", 6))]
                                          if controls else [])
     rows = [{"experiment": experiment, "seed": s, "level": 0, "variant": "dense", "weights_remaining": 1.0,
@@ -108,11 +115,9 @@ def synthetic_sweep(folder: Path, methods: int = 10, densities: int = 5, seeds: 
             rows += [{"experiment": experiment, "seed": s, "level": int(level), "variant": v, "weights_remaining": w,
                       "test_accuracy": acc + 0.004 * rng.standard_normal(), "early_stop_iteration": 300}
                      for s in range(seeds)]
-    folder.mkdir(parents=True, exist_ok=True)
     summary = pd.DataFrame(rows)
     summary.to_csv(folder / "summary.csv", index=False)
     density = summary[["experiment", "seed", "level", "variant"]].assign(target="", layer="fc.weight",
                                                                        density=summary["weights_remaining"])
     density.to_csv(folder / "layer_density.csv", index=False)
-    (folder / "settings.json").write_text(json.dumps({"settings": {"kind": "oneshot"}}))
-    return folder
+    return raw

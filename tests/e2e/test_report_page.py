@@ -129,7 +129,7 @@ def test_the_report_embeds_every_figure_and_the_headline_table_with_real_numbers
         assert png.startswith(b"\x89PNG") and len(png) > 10_000
     for name in FIGURES:  # also on disk, as PNG and SVG
         assert (reports / "tiny" / f"{name}.png").read_bytes().startswith(b"\x89PNG")
-        assert "<svg" in (reports / "tiny" / f"{name}.svg").read_text()
+        assert "<svg" in (reports / "tiny" / f"tiny-{name}.svg").read_text()  # named by experiment and figure
     assert (reports / "tiny.ipynb").exists()  # the executed notebook is kept
 
     summary_csv = tiny_run / "results" / "tiny" / "summary.csv"
@@ -149,7 +149,9 @@ def test_the_report_embeds_every_figure_and_the_headline_table_with_real_numbers
     header, *published = page.tables["table-published"]
     assert len(published) == 4 and "ours minus paper (points)" in header
     assert re.search(r"diamonds: the paper(&#x27;|')s published numbers \(4 points: \w+, \w+\)\.</figcaption>", text)
-    assert "A test paper" in text and "tickets win" in text and "No transfer targets" in text
+    assert "A test paper" in text and "tickets win" in text
+    assert re.search(r"Left out, as they do not apply here:</em> [^<]*pruning methods compared; transfer", text)
+    assert not re.search(r"<h2[^>]*>[^<]*(Pruning methods compared|Transfer)", text)  # those sections left out
     assert re.search(r"Dataset sha256: <code>[0-9a-f]{64}</code>", text)
     assert f"Report kernel: Python {platform.python_version()} in <code>{sys.prefix}</code>" in text  # ours
     assert not re.search(r"<script[^>]+src=", text)  # self-contained: nothing fetched when opened
@@ -274,8 +276,8 @@ def test_by_hand_on_a_copied_results_folder_with_transfer_targets(tiny_run, tmp_
     assert 'id=\\"fig-transfer\\"' in executed and 'id=\\"table-transfer\\"' in executed
     assert "dotted: chance (1 / classes) on digits" in executed  # the digits dataset: ten classes
     assert 'id=\\"table-published\\"' in executed  # the preset's numbers, found by experiment name
-    assert {p.name for p in (tmp_path / "figs").iterdir()} == {f"{f}.{e}" for f in FIGURES + ["transfer"]
-                                                               for e in ("png", "svg")}
+    assert {p.name for p in (tmp_path / "figs").iterdir()} == {name for f in FIGURES + ["transfer"]
+                                                               for name in (f"{f}.png", f"tiny-{f}.svg")}
 
 
 @pytest.mark.slow
@@ -330,3 +332,113 @@ def test_a_missing_or_malformed_summary_stops_the_notebook_naming_the_file(tiny_
     last = workflow_way.stderr.strip().splitlines()[-1]
     assert last.startswith("lth report: error: ") and f"{results / 'summary.csv'}: missing column(s) variant" in last
     assert "Traceback" not in workflow_way.stderr and not (tmp_path / "x.html").exists()
+
+
+# --- a sweep of many methods (#33): the real notebook on a synthetic 10-method sweep, in Chromium ---
+
+SWEEP_SCRIPT = """
+const page = document.documentElement.clientWidth;
+const figures = Array.from(document.querySelectorAll('figure')).map(f => {
+  const i = f.querySelector('img'), r = i.getBoundingClientRect();
+  return {id: f.id, complete: i.complete, natural: i.naturalWidth, right: r.right, width: r.width};
+});
+const tables = Array.from(document.querySelectorAll('table.lth-table')).map(t => {
+  const w = t.closest('.lth-table-wrap'), heads = t.tHead.rows[t.tHead.rows.length - 1].cells;
+  return {id: t.id, header: Array.from(heads).map(h => h.textContent), wrapRight: w.getBoundingClientRect().right,
+          scrolls: w.scrollWidth > w.clientWidth, rows: t.tBodies[0].rows.length};
+});
+const requests = performance.getEntriesByType('resource').map(r => r.name).filter(n => !n.startsWith('data:'));
+return {page: page, figures: figures, tables: tables, requests: requests, text: document.body.innerText};
+"""
+
+VISIBLE_COLUMN = """
+const t = document.getElementById(arguments[0]);
+return Array.from(t.tBodies[0].rows).filter(r => r.style.display !== 'none')
+  .map(r => r.cells[arguments[1]].textContent);
+"""
+
+
+@pytest.fixture(scope="module")
+def sweep_report(tmp_path_factory):
+    """The report of a synthetic one-shot sweep of 10 methods, each with shuffle and reinit controls, made
+    the way the workflow makes it (python -m lth.report, papermill, the HTML export)."""
+    import json
+
+    from conftest import synthetic_sweep
+
+    root = tmp_path_factory.mktemp("sweep")
+    config = synthetic_sweep(root / "results", methods=10, densities=6, seeds=3)
+    out = root / "sweep.html"
+    run = subprocess.run([sys.executable, "-m", "lth.report", "--notebook", NOTEBOOK, "--results", root / "results",
+                          "--executed", root / "sweep.ipynb", "--html", out, "--figures-dir", root / "figures",
+                          "--config-json", json.dumps(config)], env=env(), capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stdout + run.stderr
+    return out
+
+
+def chromium(width: int, profile: str):
+    if not (shutil.which("chromium") and shutil.which("chromedriver")):
+        missing_tool("needs Debian's chromium and chromium-driver (`apt-get install chromium chromium-driver`; "
+                     ".ci/run installs them)")
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = shutil.which("chromium")
+    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", f"--user-data-dir={profile}",
+                 f"--window-size={width},1000"):
+        options.add_argument(flag)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    return webdriver.Chrome(service=Service(shutil.which("chromedriver")), options=options)
+
+
+@pytest.mark.slow
+def test_a_10_method_sweep_report_shows_every_panel_and_its_tables_sort_and_search_offline(sweep_report, tmp_path):
+    from selenium.webdriver.common.by import By
+
+    text = sweep_report.read_text()
+    page = Page(text)
+    assert {"fig-accuracy", "fig-methods", "fig-differences", "fig-early_stop"} <= set(page.figures)
+    assert "fig-layer_density" not in page.figures and re.search(r"<h2[^>]*>2\. Pruning methods compared", text)
+    assert "This report has:" in text and "Not a one-shot sweep" not in text
+    figures = sweep_report.parent / "figures"
+    assert "<svg" in (figures / "sweep-methods.svg").read_text()  # for papers, named by experiment and figure
+    assert "one panel per pruning method" in text  # its panels, one per method: tests/report/test_report_layout.py
+    with tempfile.TemporaryDirectory() as profile:
+        driver = chromium(1300, profile)
+        try:
+            driver.set_network_conditions(offline=True, latency=0, download_throughput=0, upload_throughput=0)
+            driver.get(sweep_report.as_uri())
+            assert driver.execute_script("return document.readyState") == "complete"
+            seen = driver.execute_script(SWEEP_SCRIPT)
+            densities = driver.execute_script(VISIBLE_COLUMN, "table-methods", 0)
+            search = driver.find_element(By.ID, "table-methods-search")
+            search.send_keys(densities[4])  # 1.38: three digits, which no "mean ± std" cell of one decimal holds
+            found = driver.execute_script(VISIBLE_COLUMN, "table-methods", 0)
+            search.clear()  # and every row is back once it is empty
+            driver.execute_script("document.getElementById('table-methods-search').dispatchEvent(new Event('input'))")
+            every = driver.execute_script(VISIBLE_COLUMN, "table-methods", 0)
+            header = driver.find_elements(By.CSS_SELECTOR, "#table-methods thead tr:last-child th")
+            column = next(i for i, h in enumerate(header) if h.text.startswith("m04-reinit"))
+            header[column].click()
+            ascending = driver.execute_script(VISIBLE_COLUMN, "table-methods", column)
+            header[column].click()
+            descending = driver.execute_script(VISIBLE_COLUMN, "table-methods", column)
+            log = driver.get_log("browser")
+        finally:
+            driver.quit()
+    assert [e for e in log if e["level"] == "SEVERE"] == [] and seen["requests"] == []  # nothing fetched
+    for f in seen["figures"]:
+        assert f["complete"] and f["natural"] > 0 and f["right"] <= seen["page"], f["id"]  # none wider than the page
+    assert {t["id"] for t in seen["tables"]} >= {"table-headline", "table-matches", "table-methods"}
+    for t in seen["tables"]:
+        assert any("weights remaining" in h for h in t["header"]), t  # every table has its density column
+        assert t["wrapRight"] <= seen["page"], t["id"]  # fits the page; what does not, scrolls inside it
+    methods_table = next(t for t in seen["tables"] if t["id"] == "table-methods")
+    assert methods_table["header"][0] == "weights remaining (%)" and methods_table["rows"] == 6
+    assert methods_table["scrolls"] and len(methods_table["header"]) == 31  # 10 methods x 3, and the density
+    assert found == [densities[4]] and len(every) == 6  # the search keeps the rows that hold the text
+    values = [float(v.split(" ± ")[0]) for v in ascending]
+    assert values == sorted(values) and len(values) == 6
+    assert [float(v.split(" ± ")[0]) for v in descending] == sorted(values, reverse=True)

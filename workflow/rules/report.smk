@@ -1,7 +1,8 @@
 # Stage 7: the regenerated paper report of each experiment. notebooks/lth_report.ipynb runs under
 # papermill in this environment's kernel on the experiment's results folder (its settings.json
 # holds the published numbers); the executed notebook is kept beside its HTML export, and the
-# figures are written as PNG and SVG. `snakemake --report report.html` collects those figures.
+# figures are written as PNG (<name>.png) and SVG (<exp>-<name>.svg). `snakemake --report report.html`
+# collects the PNGs.
 
 
 report: "../report/workflow.rst"

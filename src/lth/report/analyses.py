@@ -32,6 +32,7 @@ def show_analyses(r: Results, figures_dir: str = "") -> None:
         show_markdown(f"### {name}")
         part = ANALYSES[name]
         if figure := part.hook("figure"):
-            show_figure(figure(table), f"analysis-{name}", part.hook("caption")(table), figures_dir)
+            show_figure(figure(table), f"analysis-{name}", part.hook("caption")(table), figures_dir,
+                        r.experiment)
         if overview := part.hook("overview"):
             show_table(overview(table), f"analysis-{name}")

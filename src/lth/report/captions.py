@@ -33,6 +33,9 @@ def differences_caption(summary: pd.DataFrame, head: Headline | None) -> str:
             + " vs. weights remaining: the mean difference, paired by seed, and ")
     text += ("its 95 % t-interval over seeds as error bars (n = {n}); solid: no difference.".format(n=n) if n > 1
              else "no error bars: with one seed no interval can be computed; solid: no difference.")
+    if head.window > 1:
+        text += (f" Blue: the {head.window}-density moving average of the difference and its 95 % interval, "
+                 f"which the headline's rule tests.")
     absent = [c for c in CONTROLS if c not in present]
     if v == "ticket" and absent:
         text += f" Not in the results, so not drawn: {', '.join(absent)}."

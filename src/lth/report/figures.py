@@ -12,7 +12,8 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormatter
 
 from lth.plan.variants import DENSE
-from lth.report.headline import MARGIN, Headline
+from lth.report.headline import MARGIN, Headline, smoothed_differences
+from lth.report.panels import DPI, PAGE_WIDTH
 from lth.report.stats import CHAIN_HEADS, COLOURS, by_level, controls, differences, variants, wr
 
 MARKERS = "osD^v<>phP*X"
@@ -75,7 +76,7 @@ def _per_variant(ax, summary: pd.DataFrame, column: str, scale: float, from_dens
 
 def plot_accuracy(summary: pd.DataFrame, published: pd.DataFrame | None = None) -> Figure:
     """Figure 1: final test accuracy vs weights remaining, one line per variant; paper's numbers as diamonds."""
-    fig = Figure(figsize=(7.5, 4.5), layout="constrained")
+    fig = Figure(figsize=(8.5, 4.5), layout="constrained")
     ax = fig.add_subplot()
     _per_variant(ax, summary, "test_accuracy", 100)
     for v, rows in (published.groupby("variant", sort=False) if published is not None else []):
@@ -84,7 +85,7 @@ def plot_accuracy(summary: pd.DataFrame, published: pd.DataFrame | None = None) 
     log_weights_axis(ax)
     ax.set_ylabel("test accuracy (%)")
     ax.set_title(f"Test accuracy at the end of training (mean ± std over {summary['seed'].nunique()} seed(s))")
-    ax.legend(fontsize="small", loc="best")
+    legend_outside(ax)
     return fig
 
 
@@ -93,10 +94,11 @@ def plot_differences(summary: pd.DataFrame, head: Headline | None = None) -> Fig
     control, per level: mean and 95 % interval over seeds, paired by seed. It shows what the
     accuracy figure's overlapping bands cannot: whether a difference stands out of the noise."""
     present = variants(summary)
-    variant = next((v for v in CHAIN_HEADS if v in present), present[0] if present else None)
+    variant = head.variant if head is not None else next((v for v in CHAIN_HEADS if v in present),
+                                                          present[0] if present else None)
     panels = [[DENSE]] + ([controls(summary)] if variant == "ticket" and controls(summary) else [])
-    fig = Figure(figsize=(5.2 * len(panels), 4.2), layout="constrained")
-    axes = fig.subplots(1, len(panels), squeeze=False)[0]
+    fig = Figure(figsize=(8.5, 3.9 * len(panels)), layout="constrained")  # stacked: each legend beside its panel
+    axes = fig.subplots(len(panels), 1, squeeze=False)[:, 0]
     for ax, others in zip(axes, panels):
         for i, other in enumerate(others):
             d = differences(summary, variant, other)
@@ -110,6 +112,12 @@ def plot_differences(summary: pd.DataFrame, head: Headline | None = None) -> Fig
         if others == [DENSE]:
             ax.axhline(-100 * MARGIN, color="C3", linestyle=":",
                        label=f"−{100 * MARGIN:g} point (the headline's margin)")
+            if head is not None and head.window > 1:  # what the sweep's rule tests: the moving average
+                avg = smoothed_differences(summary, variant, head.kind)
+                ax.plot(100 * avg["weights_remaining"], 100 * avg["mean"], color="C0", linewidth=2, zorder=4,
+                        label=f"{head.window}-density moving average (the rule's)")
+                ax.fill_between(100 * avg["weights_remaining"], 100 * avg["lo"], 100 * avg["hi"], color="C0",
+                                alpha=0.2, linewidth=0, label="its 95 % CI")
             if head is not None and head.matched:
                 basis = " (point estimate)" if head.basis == "point" else ""
                 ax.axvline(100 * head.matched.weights_remaining, color="0.5", linestyle="--", linewidth=1,
@@ -118,25 +126,25 @@ def plot_differences(summary: pd.DataFrame, head: Headline | None = None) -> Fig
         ax.set_ylabel("difference in test accuracy (points)")
         spread = "mean, 95 % CI over seeds" if summary["seed"].nunique() > 1 else "one seed: no interval"
         ax.set_title(f"{variant} − {'dense' if others == [DENSE] else 'control'} ({spread})")
-        ax.legend(fontsize="small", loc="best")
+        legend_outside(ax)
     return fig
 
 
 def plot_early_stop(summary: pd.DataFrame) -> Figure:
     """Figure 3: iteration of minimum validation loss vs weights remaining, per variant."""
-    fig = Figure(figsize=(7.5, 4.5), layout="constrained")
+    fig = Figure(figsize=(8.5, 4.5), layout="constrained")
     ax = fig.add_subplot()
     _per_variant(ax, summary, "early_stop_iteration", 1)
     log_weights_axis(ax)
     ax.set_ylabel("early-stop iteration (min. validation loss)")
     ax.set_title("Early-stopping iteration (mean ± std over seeds)")
-    ax.legend(fontsize="small", loc="best")
+    legend_outside(ax)
     return fig
 
 
 def plot_curves(data: pd.DataFrame, levels: list[int]) -> Figure:
     """Figure 4: test accuracy over training iterations at a few levels, dense as the reference."""
-    fig = Figure(figsize=(4.2 * max(len(levels), 1), 4), layout="constrained")
+    fig = Figure(figsize=(min(PAGE_WIDTH, 3.4 * max(len(levels), 1) + 1.6), 4), layout="constrained")
     axes = fig.subplots(1, max(len(levels), 1), sharey=True, squeeze=False)[0]
     for ax, level in zip(axes, levels):
         for v, rows in data[(data["level"] == level) | (data["level"] == 0)].groupby("variant", sort=False):
@@ -148,8 +156,7 @@ def plot_curves(data: pd.DataFrame, levels: list[int]) -> Figure:
         ax.set_xlabel("training iteration")
         ax.grid(True, alpha=0.3)
     axes[0].set_ylabel("test accuracy (%)")
-    if axes[0].get_legend_handles_labels()[0]:
-        axes[0].legend(fontsize="small", loc="lower right")
+    legend_outside(axes[-1])
     return fig
 
 
@@ -158,7 +165,7 @@ def plot_layer_density(density: pd.DataFrame, summary: pd.DataFrame) -> Figure:
     at the same rate coincide: each gets its own marker and a small sideways offset, the ones drawn
     first are wider, and the legend names the layer a line coincides with, so every layer shows."""
     chains = [v for v in CHAIN_HEADS if v in set(density["variant"])] or variants(summary)[:1]
-    fig = Figure(figsize=(5.2 * max(len(chains), 1), 4.4), layout="constrained")
+    fig = Figure(figsize=(min(PAGE_WIDTH, 4.4 * max(len(chains), 1) + 2.2), 4.4), layout="constrained")
     axes = fig.subplots(1, max(len(chains), 1), sharey=True, squeeze=False)[0]
     for ax, chain in zip(axes, chains):
         rows = density[(density["variant"] == chain) | (density["level"] == 0)]
@@ -182,7 +189,7 @@ def plot_layer_density(density: pd.DataFrame, summary: pd.DataFrame) -> Figure:
         ax.set_xlabel("pruning level (layers offset sideways to stay visible)")
         ax.grid(True, alpha=0.3)
     axes[0].set_ylabel("weights remaining in the layer (%, log scale)")
-    axes[0].legend(fontsize="small", loc="lower left")
+    legend_outside(axes[-1])
     return fig
 
 
@@ -190,7 +197,7 @@ def plot_transfer(transfer: pd.DataFrame, chance: dict[str, float] | None = None
     """Figure 6: test accuracy on each transfer target vs weights remaining, per variant. Each target
     has its own y axis (their accuracies differ too much to share one) and its chance line."""
     targets = sorted(transfer["target"].unique())
-    fig = Figure(figsize=(5.2 * len(targets), 4.2), layout="constrained")
+    fig = Figure(figsize=(min(PAGE_WIDTH, 4.4 * len(targets) + 2), 4.2), layout="constrained")
     axes = fig.subplots(1, len(targets), squeeze=False)[0]
     for ax, target in zip(axes, targets):
         _per_variant(ax, transfer[transfer["target"] == target], "test_accuracy", 100, from_dense=False)
@@ -200,20 +207,23 @@ def plot_transfer(transfer: pd.DataFrame, chance: dict[str, float] | None = None
         log_weights_axis(ax)
         ax.set_title(f"target: {target}")
         ax.set_ylabel("test accuracy on the target (%)")
-        ax.legend(fontsize="small", loc="best")
+    legend_outside(axes[-1])  # the same variants in every panel
     return fig
 
 
-def save_figure(fig: Figure, name: str, outdir: str | Path | None) -> bytes:
-    """The figure as PNG bytes; also written as <outdir>/<name>.png and .svg when `outdir` is given."""
+def save_figure(fig: Figure, name: str, outdir: str | Path | None, experiment: str = "") -> bytes:
+    """The figure as PNG bytes; also written, when `outdir` is given, as <outdir>/<name>.png (what
+    `snakemake --report` collects) and as a vector file for papers, named by experiment and figure:
+    <outdir>/<experiment>-<name>.svg (<name>.svg without an experiment)."""
     import io
 
     buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=120, metadata={"Software": None})
+    fig.savefig(buffer, format="png", dpi=DPI, metadata={"Software": None})
     png = buffer.getvalue()
     if outdir:
         out = Path(outdir)
         out.mkdir(parents=True, exist_ok=True)
         (out / f"{name}.png").write_bytes(png)
-        fig.savefig(out / f"{name}.svg", format="svg", metadata={"Date": None})
+        stem = f"{experiment}-{name}" if experiment else name
+        fig.savefig(out / f"{stem}.svg", format="svg", metadata={"Date": None})
     return png

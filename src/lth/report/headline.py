@@ -29,7 +29,6 @@ from lth.report.stats import (
     CONFIDENCE,
     CONTROLS,
     Estimate,
-    _per_seed,
     by_level,
     controls_of,
     estimate,
@@ -38,6 +37,7 @@ from lth.report.stats import (
     pct,
     points,
     pruned_levels,
+    seed_values,
     split_variant,
     t_factor,
     variants,
@@ -144,8 +144,8 @@ def window(densities: int, kind: str = "imp") -> int:
 def per_seed_differences(summary: pd.DataFrame, variant: str, levels: list[int]) -> pd.DataFrame:
     """`variant` minus dense in test accuracy, one row per seed, one column per level (NaN where a seed
     lacks either run): the material of every pointwise and averaged difference."""
-    dense = _per_seed(summary, DENSE, 0)
-    return pd.DataFrame({lv: _per_seed(summary, variant, lv) - dense for lv in levels})
+    dense = seed_values(summary, DENSE, 0)
+    return pd.DataFrame({lv: seed_values(summary, variant, lv) - dense for lv in levels})
 
 
 def averaged(diffs: pd.DataFrame, levels: list[int], i: int, width: int) -> Estimate:
@@ -343,8 +343,8 @@ def rule_text(head: Headline | None) -> str:
             f"t-distribution over the seeds{t}. {v} matches dense "
             f"down to the sparsest {level} at which, and at every denser one, the interval's lower bound is above "
             f"−{m}: a non-inferiority test with a {m} margin (one-sided, {50 * (1 - CONFIDENCE):g} %), applied "
-            f"from dense downwards and stopped at the first failure, so testing many {'densities' if head.sweep else 'levels'} "
-            f"needs no correction.{smooth}")
+            f"from dense downwards and stopped at the first failure, so testing many "
+            f"{'densities' if head.sweep else 'levels'} needs no correction.{smooth}")
     if head.basis == "mixed":
         if head.sweep:
             where = ", ".join(f"{wr(s.weights_remaining)} %" for s in head.steps if s.vs_dense.n == 1)

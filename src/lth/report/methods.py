@@ -1,5 +1,5 @@
 """The comparison of pruning methods in a one-shot sweep (lth.plan.oneshot), drawn so that it scales
-with the number of methods (the rule: lth.report.layout):
+with the number of methods (the rule: lth.report.panels):
 
 - the overview (Figure 1 of a sweep of two or more methods): the methods alone, one distinct colour
   each, at most MAX_LINES to an axes, dense as a band, the legend outside the axes;
@@ -26,7 +26,7 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
 from lth.plan.variants import DENSE
-from lth.report import layout
+from lth.report import panels
 from lth.report.figures import band, legend_outside, weights_axis
 from lth.report.stats import COLOURS, SWEEP_CONTROLS, by_level, levels_are_densities, split_variant, wr
 
@@ -55,9 +55,14 @@ def families(summary: pd.DataFrame) -> dict[str, list[str]]:
     return out
 
 
+def has_controls(summary: pd.DataFrame) -> bool:
+    """Whether any method of the sweep has a control to draw beside it (Figure M)."""
+    return any(len(vs) > 1 for vs in families(summary).values())
+
+
 def colours(names: list[str]) -> dict[str, tuple]:
-    """A colour per method, distinct within each group of lines that shares an axes (layout.split)."""
-    return {m: PALETTE[j % len(PALETTE)] for group in layout.split(names, len(PALETTE)) for j, m in enumerate(group)}
+    """A colour per method, distinct within each group of lines that shares an axes (panels.split)."""
+    return {m: PALETTE[j % len(PALETTE)] for group in panels.split(names, len(PALETTE)) for j, m in enumerate(group)}
 
 
 def methods_table(summary: pd.DataFrame) -> pd.DataFrame:
@@ -96,7 +101,7 @@ def _dense(ax, stats: pd.DataFrame, scale: float) -> None:
 def _line(ax, stats: pd.DataFrame, variant: str, scale: float, with_band: bool = True, **kw) -> None:
     rows = stats[stats["variant"] == variant].sort_values("weights_remaining", ascending=False, kind="stable")
     rows = rows[rows["level"] > 0]
-    kw = {**layout.markers(len(rows)), **kw}
+    kw = {**panels.markers(len(rows)), **kw}
     if with_band:
         band(ax, 100 * rows["weights_remaining"], scale * rows["mean"], scale * rows["std"], variant, variant, **kw)
     else:
@@ -107,16 +112,16 @@ def plot_overview(summary: pd.DataFrame, column: str = "test_accuracy", scale: f
                   ylabel: str = "test accuracy (%)", what: str = "Test accuracy at the end of training",
                   published: pd.DataFrame | None = None) -> Iterator[Figure]:
     """The methods alone (no controls), one distinct colour each, dense as a band: at most
-    layout.MAX_LINES methods to an axes (more: further axes, the same limits), at most
-    layout.MAX_STACKED axes to a figure (more: further figures). The legend is outside each axes."""
+    panels.MAX_LINES methods to an axes (more: further axes, the same limits), at most
+    panels.MAX_STACKED axes to a figure (more: further figures). The legend is outside each axes."""
     stats = by_level(summary, column)
     names = list(families(summary))
-    groups = layout.split(names, len(PALETTE))
+    groups = panels.split(names, len(PALETTE))
     colour = colours(names)
     (xlo, xhi), ylim = _limits(stats[stats["variant"].isin(names) | (stats["level"] == 0)], scale)
     seeds = summary["seed"].nunique()
-    for page in layout.stacked(len(groups)):
-        fig = Figure(figsize=(layout.PAGE_WIDTH * 0.85, 3.9 * len(page) + 0.3), layout="constrained")
+    for page in panels.stacked(len(groups)):
+        fig = Figure(figsize=(panels.PAGE_WIDTH * 0.85, 3.9 * len(page) + 0.3), layout="constrained")
         axes = fig.subplots(len(page), 1, squeeze=False)[:, 0]
         for ax, g in zip(axes, page):
             _dense(ax, stats, scale)
@@ -147,7 +152,7 @@ def plot_methods(summary: pd.DataFrame, column: str = "test_accuracy", scale: fl
     names = list(fam)
     colour = colours(names)
     (xlo, xhi), ylim = _limits(stats, scale)
-    g = layout.grid(len(names))
+    g = panels.grid(len(names))
     present = [c for c in SWEEP_CONTROLS if any(f"{m}-{c}" in vs for m, vs in fam.items())]
     for page in g.pages:
         fig = Figure(figsize=g.size(len(page)), layout="constrained")
@@ -158,7 +163,7 @@ def plot_methods(summary: pd.DataFrame, column: str = "test_accuracy", scale: fl
             _line(ax, stats, m, scale, color=colour[m], linewidth=1.8)
             for v in fam[m][1:]:
                 style, marker = CONTROL_STYLES[split_variant(v)[1]]
-                kw = layout.markers(int((stats["variant"] == v).sum()))
+                kw = panels.markers(int((stats["variant"] == v).sum()))
                 _line(ax, stats, v, scale, with_band=False, color="black", linestyle=style, linewidth=1.1,
                       **({**kw, "marker": marker, "markersize": 3, "fillstyle": "none"} if kw["marker"] else kw))
             weights_axis(ax, xlo, xhi, label="")
@@ -175,7 +180,8 @@ def plot_methods(summary: pd.DataFrame, column: str = "test_accuracy", scale: fl
                            fillstyle="none", markersize=4, label=f"{c}: {CONTROL_WORDS[c]}") for c in present]
         handles += [Patch(facecolor=COLOURS[DENSE], alpha=0.3, edgecolor=COLOURS[DENSE], linestyle="--",
                           label=f"{DENSE} (mean ± std)")]
-        fig.legend(handles=handles, loc="outside upper center", ncols=len(handles), fontsize="small", frameon=False)
+        cols = len(handles) if g.cols >= 3 else 2  # a narrow page: the legend on two rows, not wider than it
+        fig.legend(handles=handles, loc="outside upper center", ncols=cols, fontsize="small", frameon=False)
         yield fig
 
 
@@ -194,7 +200,7 @@ def overview_caption(summary: pd.DataFrame, what: str = "Figure 1. Test accuracy
                      page: int = 1, pages: int = 1, published: pd.DataFrame | None = None) -> str:
     fam = families(summary)
     n = summary["seed"].nunique()
-    groups = layout.split(list(fam), len(PALETTE))
+    groups = panels.split(list(fam), len(PALETTE))
     note = (f" The {len(fam)} methods are drawn {len(PALETTE)} or fewer to an axes ({len(groups)} axes, the "
              f"same limits)" + (f"; figure {page} of {pages}." if pages > 1 else ".")) if len(groups) > 1 else ""
     controls = any(len(vs) > 1 for vs in fam.values())

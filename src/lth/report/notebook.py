@@ -11,9 +11,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from lth.core.errors import LTHError
+from lth.report import interactive
 from lth.report.figures import save_figure
+from lth.report.panels import page_names
 
 if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable
+
     import pandas as pd
     from matplotlib.figure import Figure
 
@@ -45,13 +49,24 @@ def code_html(text: str, name: str) -> str:
 
 
 def table_html(table: pd.DataFrame, name: str) -> str:
-    return table.to_html(index=False, table_id=f"table-{name}", classes="lth-table", border=0, escape=True)
+    """A table the reader can sort and search, in its own scroll container (lth.report.interactive)."""
+    return interactive.table_html(table, name)
 
 
-def show_figure(fig: Figure, name: str, caption: str, outdir: str | Path | None = None) -> None:
+def show_figure(fig: Figure, name: str, caption: str, outdir: str | Path | None = None, experiment: str = "") -> None:
     from IPython.display import HTML, display
 
-    display(HTML(figure_html(save_figure(fig, name, outdir), name, caption)))
+    display(HTML(figure_html(save_figure(fig, name, outdir, experiment), name, caption)))
+
+
+def show_figures(figs: Iterable[Figure], name: str, caption: Callable[[int, int], str],
+                 outdir: str | Path | None = None, experiment: str = "") -> int:
+    """A figure of several pages (lth.report.panels): page i as `<name>-<i>` (the first as `name`),
+    each with `caption(i, pages)`. Returns the number of pages."""
+    figs = list(figs)
+    for i, (fig, page) in enumerate(zip(figs, page_names(name, len(figs)))):
+        show_figure(fig, page, caption(i + 1, len(figs)), outdir, experiment)
+    return len(figs)
 
 
 def show_download(path: str | Path, name: str, what: str) -> None:

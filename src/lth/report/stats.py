@@ -102,7 +102,7 @@ def estimate(values) -> Estimate:
     return Estimate(len(x), mean, mean - half, mean + half)
 
 
-def _per_seed(summary: pd.DataFrame, variant: str, level: int) -> pd.Series:
+def seed_values(summary: pd.DataFrame, variant: str, level: int) -> pd.Series:
     rows = summary[(summary["variant"] == variant) & (summary["level"] == level)]
     return rows.groupby("seed")["test_accuracy"].mean()
 
@@ -110,8 +110,8 @@ def _per_seed(summary: pd.DataFrame, variant: str, level: int) -> pd.Series:
 def paired(summary: pd.DataFrame, variant: str, level: int, other: str, other_level: int | None = None) -> Estimate:
     """`variant` minus `other` in test accuracy at `level` (`other` at `other_level`: dense at 0),
     paired by seed: the runs of one seed share their initialisation, so pairing removes its noise."""
-    a = _per_seed(summary, variant, level)
-    b = _per_seed(summary, other, level if other_level is None else other_level)
+    a = seed_values(summary, variant, level)
+    b = seed_values(summary, other, level if other_level is None else other_level)
     both = a.index.intersection(b.index)
     return estimate(a[both] - b[both])
 

@@ -36,9 +36,10 @@ class Grid:
 
     def size(self, panels: int) -> tuple[float, float]:
         """The figure size in inches of a page of `panels` panels: full width for a full row, narrower
-        for fewer panels; a row's height each, and room for the legend above."""
+        for fewer panels (never below 6.5 in, the legend's width); a row's height each, and room for the legend
+        above."""
         rows = math.ceil(panels / self.cols)
-        return min(PAGE_WIDTH, PANEL[0] * self.cols + 0.4), PANEL[1] * rows + 0.9
+        return min(PAGE_WIDTH, max(6.5, PANEL[0] * self.cols + 0.4)), PANEL[1] * rows + 0.9
 
 
 def grid(n: int, max_cols: int = MAX_COLS, max_rows: int = MAX_ROWS) -> Grid:
