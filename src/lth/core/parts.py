@@ -248,3 +248,24 @@ ANALYSES.add("inference", "lth.analyses.inference:compute", keys={"inference": {
                     "uniqueItems": True, "default": [1, 256], "description": "batch sizes measured"}},
     "description": "what a ticket buys at inference (seed 0's tickets: parameters, FLOPs, CPU latency and memory of "
                    "the dense, masked and sparse CSR models): lth.analyses.inference"}})
+ANALYSES.add("hessian", "lth.analyses.hessian:compute", check="lth.analyses.hessian:check", keys={"hessian": {
+    "type": "object", "additionalProperties": False, "default": {}, "properties": {
+        "levels": {"type": ["array", "null"], "items": {"type": "integer", "minimum": 0}, "minItems": 1,
+                   "uniqueItems": True, "default": None,
+                   "description": "levels analysed (0: the dense network); null: every level"},
+        "variants": {"type": ["array", "null"], "items": {"type": "string"}, "minItems": 1, "uniqueItems": True,
+                     "default": None, "description": "variants analysed at each level; null: every variant"},
+        "top_k": {"type": "integer", "minimum": 1, "default": 3,
+                  "description": "largest eigenvalues reported (Lanczos Ritz values)"},
+        "lanczos_steps": {"type": "integer", "minimum": 1, "default": 60,
+                          "description": "Lanczos steps, for the top eigenvalues and per SLQ probe"},
+        "trace_samples": {"type": "integer", "minimum": 1, "default": 100,
+                          "description": "Rademacher probes of Hutchinson's trace estimate"},
+        "slq_runs": {"type": "integer", "minimum": 1, "default": 4,
+                     "description": "probes of stochastic Lanczos quadrature (the spectral density)"},
+        "examples": {"type": "integer", "minimum": 1, "default": 1000,
+                     "description": "training examples the loss is taken on (a fixed seeded subset)"},
+        "subset_seed": {"type": "integer", "minimum": 0, "default": 0, "description": "seed of that subset"},
+        "dtype": {"enum": ["float32", "float64"], "default": "float64",
+                  "description": "arithmetic of the Hessian-vector products"}},
+    "description": "Hessian spectra (Sagun et al. 2016, 2017; PyHessian's estimates): lth.analyses.hessian"}})
