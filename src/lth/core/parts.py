@@ -120,6 +120,22 @@ SELECTIONS.add("channels", "lth.pruning.select:channels", structured=True, keys=
                                             "removed per round, whole, with the inputs that read them (Li et al. "
                                             "2017; lth.pruning.channels)"}})
 
+# sap: each round's amount from the PQ Index of the remaining weights (Diao et al. 2023; lth.pruning.sap);
+# check: its torch-free check of the pruning settings ((pruning, where) -> None, LTHError on bad input)
+_PQ = {"p": {"type": "number", "exclusiveMinimum": 0, "default": 0.5, "description": "the PQ Index's p (0 < p < q)"},
+       "q": {"type": "number", "exclusiveMinimum": 0, "default": 1.0, "description": "the PQ Index's q"}}
+SELECTIONS.add("sap", "lth.pruning.select:sap", check="lth.plan.checks:check_sap", keys={"sap": {
+    "type": "object", "additionalProperties": False, "default": {}, "properties": {
+        **_PQ,
+        "eta_r": {"type": "number", "minimum": 0, "default": 0.001,
+                  "description": "eta_r: the lower bound of the weights kept shrinks as (1 + eta_r)^(-q/(q-p))"},
+        "gamma": {"type": "number", "exclusiveMinimum": 0, "default": 1.2,
+                  "description": "gamma: the fraction removed is gamma (1 - r/d), capped by beta"},
+        "beta": {**_RATE, "default": 0.9, "description": "beta: the largest fraction one round removes"},
+        "scope": {"enum": ["global", "layer"], "default": "global",
+                  "description": "the index and the count over all prunable weights or per layer"}},
+    "description": "sap: Sparsity-informed Adaptive Pruning (Diao et al. 2023): lth.pruning.sap"}})
+
 # Experiment kinds: which runs an experiment has and how they group into jobs, its checks and its
 # fingerprints (a class of lth.plan: its `check` and `stage_fingerprints`); keys: its config section;
 # levels: "densities" when its levels are densities (lth.plan.oneshot), not pruning rounds.
@@ -269,3 +285,6 @@ ANALYSES.add("hessian", "lth.analyses.hessian:compute", check="lth.analyses.hess
         "dtype": {"enum": ["float32", "float64"], "default": "float64",
                   "description": "arithmetic of the Hessian-vector products"}},
     "description": "Hessian spectra (Sagun et al. 2016, 2017; PyHessian's estimates): lth.analyses.hessian"}})
+ANALYSES.add("pq_index", "lth.analyses.pq_index:compute", check="lth.analyses.pq_index:check", keys={"pq_index": {
+    "type": "object", "additionalProperties": False, "default": {}, "properties": _PQ,
+    "description": "the PQ Index per level and layer (Diao et al. 2023): lth.analyses.pq_index"}})
