@@ -188,6 +188,16 @@ TRAINING_MODES.add("rigl", "lth.training.modes.rigl:setup", fixed_mask=False, fe
                        "t_end": {**_END, "description": "The last step that updates the mask; null: 3/4 of "
                                                         "training.iterations"}}}})
 
+# data: the mode's setup also gets the run's splits (it trains candidates before the run: random_search)
+TRAINING_MODES.add("random_search", "lth.training.modes.random_search:setup", fixed_mask=False, data=True,
+                   features=_ALL_FEATURES, method_keys=("train", "min_per_layer", "random_search"),
+                   keys={"random_search": {
+                       "type": "object", "additionalProperties": False, "default": {}, "properties": {
+                       "budget": {**_STEPS, "default": 8, "description": "per-layer density vectors drawn and tried"},
+                       "iterations": {**_STEPS, "default": 100,
+                                      "description": "steps each candidate trains before the validation accuracy "
+                                                     "that ranks them"}}}})
+
 # Loop features: what the training loop adds to a step when the training settings switch it on (a
 # class of lth.training.features), in the order the loop applies them (the order of the terms added
 # to the loss is part of a run's bits); batchable: the batched trainer implements it (none yet).
