@@ -139,6 +139,7 @@ HESSIAN = {"variants": ["ticket", "reinit"], "pruning": {"levels": 2}, "analyses
     ({"top_k": 2000, "lanczos_steps": 2000}, "hessian.top_k: 2000 exceeds the 1.* unpruned parameters planned at "
                                              "level 2"),
     ({"levels": [3]}, "hessian.levels: [3] beyond pruning.levels = 2"),
+    ({"variants": ["lr_rewind"]}, "hessian.variants: ['lr_rewind'] not run by this experiment"),
 ])
 def test_bad_hessian_settings_are_one_line_at_config_load(change, message):
     from conftest import tiny

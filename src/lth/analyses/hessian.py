@@ -40,6 +40,14 @@ def check(s: dict, where: str) -> None:
         beyond = [lv for lv in o["levels"] or () if lv > s["pruning"]["levels"]]
         if beyond:
             raise LTHError(f"{at}.levels: {beyond} beyond pruning.levels = {s['pruning']['levels']}")
+    if s["kind"] == "oneshot":
+        methods = list(s["oneshot"]["methods"])
+        known = {*methods, *(f"{m}-{c}" for m in methods for c in s["oneshot"]["controls"])}
+    else:
+        known = set(s["variants"])
+    unknown = sorted(set(o["variants"] or ()) - known)
+    if unknown:
+        raise LTHError(f"{at}.variants: {unknown} not run by this experiment (it runs: {', '.join(sorted(known))})")
     found = planned_parameters(s, o["levels"])
     if found is not None and o["top_k"] > found[1]:
         raise LTHError(f"{at}.top_k: {o['top_k']} exceeds the {found[1]} unpruned parameters planned at level "
