@@ -227,8 +227,9 @@ def figure(table):
         span = pairs[:, 0].max() - pairs[:, 0].min() or 1.0
         grid = np.linspace(pairs[:, 0].min() - 0.05 * span, pairs[:, 0].max() + 0.05 * span, 400)
         values = smooth(pairs[:, 0], pairs[:, 1], grid, sigma=0.01 * span).numpy()
-        dens.plot(grid, np.maximum(values, 1e-12), label=f"{r.variant} {100 * r.weights_remaining:.3g}%")
+        dens.plot(grid, np.maximum(values, 1e-6), label=f"{r.variant} {100 * r.weights_remaining:.3g}%")
     dens.set_yscale("log")
+    dens.set_ylim(bottom=1e-5)
     dens.set_xlabel("eigenvalue")
     dens.set_ylabel("density (SLQ, smoothed)")
     dens.set_title(f"Spectral density (seed {seed})")
