@@ -120,6 +120,22 @@ SELECTIONS.add("channels", "lth.pruning.select:channels", structured=True, keys=
                                             "removed per round, whole, with the inputs that read them (Li et al. "
                                             "2017; lth.pruning.channels)"}})
 
+# sap: each round's amount from the PQ Index of the remaining weights (Diao et al. 2023; lth.pruning.sap);
+# check: its torch-free check of the pruning settings ((pruning, where) -> None, LTHError on bad input)
+_PQ = {"p": {"type": "number", "exclusiveMinimum": 0, "default": 0.5, "description": "the PQ Index's p (0 < p < q)"},
+       "q": {"type": "number", "exclusiveMinimum": 0, "default": 1.0, "description": "the PQ Index's q"}}
+SELECTIONS.add("sap", "lth.pruning.select:sap", check="lth.plan.checks:check_sap", keys={"sap": {
+    "type": "object", "additionalProperties": False, "default": {}, "properties": {
+        **_PQ,
+        "eta_r": {"type": "number", "minimum": 0, "default": 0.001,
+                  "description": "eta_r: the lower bound of the weights kept shrinks as (1 + eta_r)^(-q/(q-p))"},
+        "gamma": {"type": "number", "exclusiveMinimum": 0, "default": 1.2,
+                  "description": "gamma: the fraction removed is gamma (1 - r/d), capped by beta"},
+        "beta": {**_RATE, "default": 0.9, "description": "beta: the largest fraction one round removes"},
+        "scope": {"enum": ["global", "layer"], "default": "global",
+                  "description": "the index and the count over all prunable weights or per layer"}},
+    "description": "sap: Sparsity-informed Adaptive Pruning (Diao et al. 2023): lth.pruning.sap"}})
+
 # Experiment kinds: which runs an experiment has and how they group into jobs, its checks and its
 # fingerprints (a class of lth.plan: its `check` and `stage_fingerprints`); keys: its config section;
 # levels: "densities" when its levels are densities (lth.plan.oneshot), not pruning rounds.
@@ -171,6 +187,16 @@ TRAINING_MODES.add("rigl", "lth.training.modes.rigl:setup", fixed_mask=False, fe
                                                                         "regrown at step 0, decaying as a cosine"},
                        "t_end": {**_END, "description": "The last step that updates the mask; null: 3/4 of "
                                                         "training.iterations"}}}})
+
+# data: the mode's setup also gets the run's splits (it trains candidates before the run: random_search)
+TRAINING_MODES.add("random_search", "lth.training.modes.random_search:setup", fixed_mask=False, data=True,
+                   features=_ALL_FEATURES, method_keys=("train", "min_per_layer", "random_search"),
+                   keys={"random_search": {
+                       "type": "object", "additionalProperties": False, "default": {}, "properties": {
+                       "budget": {**_STEPS, "default": 8, "description": "per-layer density vectors drawn and tried"},
+                       "iterations": {**_STEPS, "default": 100,
+                                      "description": "steps each candidate trains before the validation accuracy "
+                                                     "that ranks them"}}}})
 
 # Loop features: what the training loop adds to a step when the training settings switch it on (a
 # class of lth.training.features), in the order the loop applies them (the order of the terms added
@@ -248,3 +274,27 @@ ANALYSES.add("inference", "lth.analyses.inference:compute", keys={"inference": {
                     "uniqueItems": True, "default": [1, 256], "description": "batch sizes measured"}},
     "description": "what a ticket buys at inference (seed 0's tickets: parameters, FLOPs, CPU latency and memory of "
                    "the dense, masked and sparse CSR models): lth.analyses.inference"}})
+ANALYSES.add("hessian", "lth.analyses.hessian:compute", check="lth.analyses.hessian:check", keys={"hessian": {
+    "type": "object", "additionalProperties": False, "default": {}, "properties": {
+        "levels": {"type": ["array", "null"], "items": {"type": "integer", "minimum": 0}, "minItems": 1,
+                   "uniqueItems": True, "default": None,
+                   "description": "levels analysed (0: the dense network); null: every level"},
+        "variants": {"type": ["array", "null"], "items": {"type": "string"}, "minItems": 1, "uniqueItems": True,
+                     "default": None, "description": "variants analysed at each level; null: every variant"},
+        "top_k": {"type": "integer", "minimum": 1, "default": 3,
+                  "description": "largest eigenvalues reported (Lanczos Ritz values)"},
+        "lanczos_steps": {"type": "integer", "minimum": 1, "default": 60,
+                          "description": "Lanczos steps, for the top eigenvalues and per SLQ probe"},
+        "trace_samples": {"type": "integer", "minimum": 1, "default": 100,
+                          "description": "Rademacher probes of Hutchinson's trace estimate"},
+        "slq_runs": {"type": "integer", "minimum": 1, "default": 4,
+                     "description": "probes of stochastic Lanczos quadrature (the spectral density)"},
+        "examples": {"type": "integer", "minimum": 1, "default": 1000,
+                     "description": "training examples the loss is taken on (a fixed seeded subset)"},
+        "subset_seed": {"type": "integer", "minimum": 0, "default": 0, "description": "seed of that subset"},
+        "dtype": {"enum": ["float32", "float64"], "default": "float64",
+                  "description": "arithmetic of the Hessian-vector products"}},
+    "description": "Hessian spectra (Sagun et al. 2016, 2017; PyHessian's estimates): lth.analyses.hessian"}})
+ANALYSES.add("pq_index", "lth.analyses.pq_index:compute", check="lth.analyses.pq_index:check", keys={"pq_index": {
+    "type": "object", "additionalProperties": False, "default": {}, "properties": _PQ,
+    "description": "the PQ Index per level and layer (Diao et al. 2023): lth.analyses.pq_index"}})

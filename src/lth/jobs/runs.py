@@ -36,7 +36,8 @@ def train_run(ctx, job: Job, key: RunKey, start_of: Callable[[RunKey], Start] | 
     splits = ctx.splits(key.target)
     fp = ctx.plan.fingerprint(job)
     mode = TRAINING_MODES[start.train]
-    setup = mode.load()(start, key, ctx.plan, list(ctx.kinds(start.model)))
+    data = {"splits": splits} if mode.info.get("data") else {}  # a mode that trains candidates first
+    setup = mode.load()(start, key, ctx.plan, list(ctx.kinds(start.model)), **data)
     result = train(setup.model, setup.mask, splits, ctx.plan.settings.training, segment(ctx, key, start, fp),
                    augment=ctx.augment(splits.info), enforce=setup.enforce, features=mode.features)
     model, mask = setup.finish()

@@ -84,6 +84,9 @@ def check_consistency(s: dict[str, Any], where: str = "settings") -> None:
         )
     check_transfer(s, where)
     check_data_score(s["pruning"], f"{where}: pruning")
+    strategy = parts.SELECTIONS[s["pruning"]["strategy"]]
+    if strategy.info.get("check"):
+        load_target(strategy.check)(s["pruning"], f"{where}: pruning")
     parts.EXPERIMENT_KINDS[s["kind"]].load().check(s, where)
     for name in s["analyses"]:
         if parts.ANALYSES[name].info.get("check"):
@@ -128,3 +131,13 @@ def check_adaptable(source: tuple[int, ...], target: tuple[int, ...], where: str
     raise LTHError(f"{where}: target inputs of shape {tuple(target)} cannot be adapted to the source model's "
                    f"input shape {tuple(source)} (only channels 1<->C and image resizing are adapted)")
 
+
+
+def check_pq(o: Mapping[str, Any], where: str) -> None:
+    """The PQ Index (lth.pruning.sap) needs 0 < p < q."""
+    if o["p"] >= o["q"]:
+        raise LTHError(f"{where}: p = {o['p']} must be below q = {o['q']} (the PQ Index needs 0 < p < q)")
+
+
+def check_sap(pruning: Mapping[str, Any], where: str) -> None:
+    check_pq(pruning["sap"], f"{where}.sap")

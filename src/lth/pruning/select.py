@@ -47,6 +47,12 @@ def remove_globally(scores: Mapping[str, torch.Tensor], mask: Mask, rate: float)
     names = list(mask)
     alive = torch.cat([mask[n].reshape(-1).cpu() for n in names])
     flat = _remove_lowest(torch.cat([scores[n].reshape(-1) for n in names]), alive, round(rate * int(alive.sum())))
+    return _unflatten(flat, mask)
+
+
+def _unflatten(flat: torch.Tensor, mask: Mask) -> Mask:
+    """A flat bool mask over the layers of `mask` (in its order) back into per-layer tensors."""
+    names = list(mask)
     return dict(zip(names, (part.reshape(mask[n].shape) for n, part in
                             zip(names, flat.split([mask[n].numel() for n in names])))))
 
@@ -190,3 +196,29 @@ def channels(scores, mask: Mask, pruning: Mapping[str, Any], kinds: Mapping[str,
     spaces = structured.structure_of(context, mask)
     return structured.remove_channel_rate(scores, mask, check_rate(pruning["channel_rate"], "pruning.channel_rate"),
                                           spaces)
+
+
+def sap(scores, mask: Mask, pruning: Mapping[str, Any], kinds: Mapping[str, str]) -> Mask:
+    """Sparsity-informed Adaptive Pruning (lth.pruning.sap): each round removes as many as the PQ Index
+    of the remaining weights' scores says (their magnitudes with score: magnitude, the paper's), over all
+    prunable weights (`sap.scope: global`) or per layer (`layer`), lowest score first."""
+    from lth.pruning.sap import pq_index, sap_remove
+
+    o = pruning["sap"]
+    knobs = {k: o[k] for k in ("p", "q", "eta_r", "gamma", "beta")}
+
+    def count(values: torch.Tensor) -> int:
+        return sap_remove(pq_index(values, o["p"], o["q"]), values.numel(), **knobs)
+
+    if o["scope"] == "layer":
+        new: Mask = {}
+        for name, m in mask.items():
+            alive = m.reshape(-1).cpu()
+            flat = scores[name].reshape(-1)
+            new[name] = _remove_lowest(flat, alive, count(flat[alive])).reshape(m.shape)
+        return new
+    names = list(mask)
+    alive = torch.cat([mask[n].reshape(-1).cpu() for n in names])
+    flat_scores = torch.cat([scores[n].reshape(-1) for n in names])
+    return _unflatten(_remove_lowest(flat_scores, alive, count(flat_scores[alive])), mask)
+

@@ -1,15 +1,16 @@
 """Training modes: how a run's mask is kept while it trains, each a part of
-lth.core.parts.TRAINING_MODES (masked, iht, edgepopup, gmp, set, rigl).
+lth.core.parts.TRAINING_MODES (masked, iht, edgepopup, gmp, set, rigl, random_search).
 
 A mode is a module with `setup(start, key, plan, names) -> Setup`: `start` the run's start state
 (lth.jobs.start.Start: model and mask), `key` its RunKey, `plan` the experiment's plan (a mode that
 finds its mask reads its method's settings, `plan.method(key)`, and its density,
-`plan.target_density(key)`), `names` the prunable parameters. The job trains `Setup.model` under `Setup.mask`
-with `Setup.enforce` after every step (None: the mask's pruned weights are re-zeroed), then writes
-what `Setup.finish()` returns: the trained model and the mask the run ends with. `rules` holds the
-modes' torch-free checks of a method's settings. A mode whose mask changes as it trains and is not a
-function of the weights (gmp, set, rigl) keeps it in an `EvolvingMask`, which the training loop saves
-with its resume checkpoint.
+`plan.target_density(key)`), `names` the prunable parameters; a mode registered with `data` also gets
+`splits=` (the run's data: random_search trains candidate masks before the run). The job trains
+`Setup.model` under `Setup.mask` with `Setup.enforce` after every step (None: the mask's pruned
+weights are re-zeroed), then writes what `Setup.finish()` returns: the trained model and the mask
+the run ends with. `rules` holds the modes' torch-free checks of a method's settings. A mode whose
+mask changes as it trains and is not a function of the weights (gmp, set, rigl) keeps it in an
+`EvolvingMask`, which the training loop saves with its resume checkpoint.
 """
 
 from __future__ import annotations
