@@ -13,6 +13,7 @@ def _context(plan, args):
     switches set (lth.jobs.device); a GPU job holds a GPU slot until it ends."""
     import torch
 
+    from lth.core import preemption
     from lth.jobs import Context
     from lth.jobs.device import configure, pick_device
     from lth.store.tracking import resolve_uri
@@ -20,6 +21,7 @@ def _context(plan, args):
     # The thread count is part of what a CPU result is bitwise reproducible for: by hand as in the
     # workflow (its `threads`, recorded in settings.json; 1 when neither says), and in every record.
     torch.set_num_threads(args.threads or plan.workflow.get("threads", 1))
+    preemption.install()  # a training job stops at its current step when the cluster preempts it
     requested = args.device if args.device is not None else plan.workflow.get("device", "auto")
     device = pick_device(requested, plan.layout.gpu_slots, int(plan.workflow.get("jobs_per_gpu", 1)))
     configure(device, plan.settings.training.precision)
@@ -142,6 +144,7 @@ def cmd_job(args) -> None:
     import contextlib
     import time
 
+    from lth.core import preemption
     from lth.plan import Plan
 
     started = time.perf_counter()
@@ -158,6 +161,9 @@ def cmd_job(args) -> None:
             records = _context(plan, args).run(job)
         except LTHError as exc:
             print(f"lth: error: {exc}")  # in the log too
+            raise
+        except preemption.Preempted as exc:
+            print(f"lth: {exc}")  # in the log: why the job stopped and what it kept
             raise
         for record in records:
             _report(record)
