@@ -1,8 +1,8 @@
 """`lth`: one subcommand per stage; the workflow's rules call these (lth.cli.parser says what each
 takes, lth.cli.commands what it does). A user error prints one line `lth: error: ...` and exits
 with status 2, writing nothing; a preempted job (SIGTERM/SIGUSR1, lth.core.preemption) says what it
-kept and exits with status 75, which the workflow's `retries` rerun. The top of the package: it may
-import everything.
+kept and exits with status 75, which the workflow's `retries` rerun.
+The top of the package: it may import everything.
 """
 
 from __future__ import annotations
