@@ -8,7 +8,7 @@ rule fetch:
     output:
         f"{DATA}/{{dataset}}/{TENSORS_FILE}",
     log:
-        f"{DATA}/logs/fetch-{{dataset}}.log",
+        f"{RESULTS}/logs/fetch-{{dataset}}.log",  # the workflow's own: workflows may share the data folder
     wildcard_constraints:
         dataset="|".join(DATASETS_USED) or "^$",
     resources:
