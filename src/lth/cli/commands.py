@@ -220,23 +220,30 @@ def cmd_track(args) -> None:
         raise LTHError("give --results (or, with --prepare, --experiment)")
     plan = Plan.from_results(args.results) if args.results else None
     uri = tracking.resolve_uri(args.tracking_uri or (plan.workflow.get("tracking_uri") if plan else None))
-    if args.prepare:
-        name = args.experiment or plan.experiment
-        print(f"MLflow experiment '{name}' (id {tracking.prepare(uri, [name])[name]}) at {uri}")
-        return
+    shown = tracking.shown(uri)
     try:
+        if args.prepare:
+            name = args.experiment or plan.experiment
+            print(f"MLflow experiment '{name}' (id {tracking.prepare(uri, [name])[name]}) at {shown}")
+            return
         new, old, unfinished = tracking.sync(uri, plan)
+        exp_id = tracking.prepare(uri, [plan.experiment])[plan.experiment]
     except LTHError:  # a user error: as it is
         raise
     except Exception as exc:
-        raise LTHError(f"MLflow tracking at {uri} failed ({type(exc).__name__}: {exc}); the results are on disk: "
+        if why := tracking.refusal(exc):
+            raise LTHError(f"MLflow server {shown} refused the request ({why}): set MLFLOW_TRACKING_USERNAME and "
+                           f"MLFLOW_TRACKING_PASSWORD in the environment to an account that may write this "
+                           f"experiment (never in the config); the results are on disk: run this command again"
+                           ) from None
+        said = str(exc).replace(uri, shown)
+        raise LTHError(f"MLflow tracking at {shown} failed ({type(exc).__name__}: {said}); the results are on disk: "
                        f"run this command again once the store is reachable, or, if the store itself is damaged "
                        f"(a SQLite file that no longer opens), delete it (and its mlartifacts/) and run again: "
                        f"every run is logged anew from the results") from None
-    print(f"{plan.experiment}: logged {new} runs to {uri} ({old} were there already"
+    print(f"{plan.experiment}: logged {new} runs to {shown} ({old} were there already"
           + (f", {unfinished} not finished" if unfinished else "") + ")")
-    exp_id = tracking.prepare(uri, [plan.experiment])[plan.experiment]
-    if page := tracking.ui_url(uri, exp_id):
+    if page := tracking.ui_url(shown, exp_id):
         print(f"runs: {page}")
     else:
         print(f"browse: mlflow ui --backend-store-uri {uri}, then open "
