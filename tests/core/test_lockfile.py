@@ -134,3 +134,16 @@ def test_a_bad_staleness_setting_is_one_line(tmp_path, monkeypatch, value):
     with pytest.raises(LTHError, match=f"LTH_LOCK_STALE_SECONDS='{value}': give a number of seconds above 15"):
         with lockfile.exclusive(tmp_path / "x.lock", "x"):
             pass
+
+
+def test_on_a_filesystem_without_hard_links_the_lock_is_created_exclusively(tmp_path, monkeypatch):
+    import errno
+
+    def no_link(*args):
+        raise OSError(errno.EPERM, "hard links not supported")
+    monkeypatch.setattr(os, "link", no_link)
+    path = tmp_path / "nolink.lock"
+    with lockfile.exclusive(path, "nolink"):
+        assert lockfile.holder(path)["pid"] == os.getpid()
+        assert not lockfile._create(path, "another")  # held: a second creation fails
+    assert not path.exists() and not list(tmp_path.iterdir())

@@ -1,7 +1,8 @@
 """A lock that holds on shared filesystems: a lock file created atomically (written under a temporary
 name, then hard-linked to the lock's name, which fails if it exists: atomic on NFS and Lustre, where
-flock may be local to a node), carrying its holder's host, pid and a token, and kept fresh by a
-heartbeat (its modification time, touched every `BEAT` seconds by a thread of the holder).
+flock may be local to a node; create-exclusive where a filesystem has no hard links), carrying its
+holder's host, pid and a token, and kept fresh by a heartbeat (its modification time, touched every
+`BEAT` seconds by a thread of the holder).
 
 A waiter takes a lock over when its holder is gone: at once when the holder ran on this host and its
 process is dead (kill -9), else when the file has not changed for `stale_after` seconds of the
@@ -98,14 +99,23 @@ class _Heartbeat(threading.Thread):
 
 def _create(path: Path, token: str) -> bool:
     """Create the lock file with our holder record; False if it exists."""
+    record = json.dumps({"format": FORMAT, "host": socket.gethostname(), "pid": os.getpid(), "token": token,
+                         "since": time.time()}) + "\n"
     tmp = path.with_name(f".{path.name}.{token}.tmp")
-    tmp.write_text(json.dumps({"format": FORMAT, "host": socket.gethostname(), "pid": os.getpid(),
-                               "token": token, "since": time.time()}) + "\n")
+    tmp.write_text(record)
     try:
         os.link(tmp, path)
         return True
     except FileExistsError:
         return False
+    except OSError:  # a filesystem without hard links: create-exclusive, then write
+        try:
+            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            return False
+        with os.fdopen(fd, "w") as f:
+            f.write(record)
+        return True
     finally:
         tmp.unlink(missing_ok=True)
 
