@@ -1,6 +1,7 @@
 """Two workflows with different experiments and one data folder (two users' project folders, or two
 presets run from two folders), started together: both finish, the dataset is fetched once (the second
-fetch waits for the first's lock and finds its file), and each writes its own fetch log."""
+fetch waits for the first's lock and finds its file; Snakemake does not delete it before a fetch job),
+and each writes its own fetch log."""
 
 import time
 
@@ -38,3 +39,9 @@ def test_two_workflows_sharing_a_data_folder_both_finish_and_fetch_it_once(tmp_p
     # dataset as an `ancient` input.
     assert dataset.stat().st_ino == first.st_ino and dataset.read_bytes() == content
     assert not list((data / ".locks").iterdir())  # every lock released
+    # a fetch job that runs while the file is there (another workflow wrote it after this one planned)
+    # neither deletes it first (Snakemake's default for an output) nor writes it again
+    again = snakemake(tmp_path / "b", "--configfile", tmp_path / "b" / "config.yaml", "--forcerun", "fetch",
+                      dataset)
+    assert again.returncode == 0 and "fetch" in again.stdout + again.stderr, again.stdout + again.stderr
+    assert dataset.stat().st_ino == first.st_ino and dataset.read_bytes() == content
