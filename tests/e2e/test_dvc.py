@@ -163,7 +163,7 @@ def test_a_colleague_pulls_shared_results_and_regenerates_reports_without_traini
     stamps = mtimes(sharer / "data", sharer / "results" / "tiny")
     sh(sharer, ["snakemake", "--cores", "2", "version"], env)
     assert mtimes(sharer / "data", sharer / "results" / "tiny") == stamps  # nothing to retrain after versioning
-    assert "as pinned in data.dvc" in (sharer / "data" / "logs" / "fetch-mnist1d.log").read_text()
+    assert "as pinned in data.dvc" in (sharer / "results" / "logs" / "fetch-mnist1d.log").read_text()
     assert "up to date" in sh(sharer, ["dvc", "status"], env).stdout  # data and results as DVC recorded them
     assert git(sharer, "status", "--porcelain").stdout == "?? results/tiny.dvc\n"  # the only file to commit
     sh(sharer, ["dvc", "push"], env)

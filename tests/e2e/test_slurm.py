@@ -1,8 +1,9 @@
-"""Cluster submission through profiles/slurm (snakemake-executor-plugin-slurm).
+"""Cluster submission through profiles/slurm (snakemake-executor-plugin-slurm), and preemption there.
 
 - The sbatch commands the profile generates, recorded by stand-in SLURM commands (no cluster).
 - The tiny workflow on a real one-machine SLURM cluster (munged, slurmctld, slurmd) that the test
-  starts and stops; its summary must equal a local run's of the same config.
+  starts and stops; its summary must equal a local run's of the same config. A training job there
+  signalled as SLURM preempts (`scancel --signal=TERM`) is retried and ends as an uninterrupted run.
 """
 
 import csv
@@ -252,3 +253,47 @@ def test_tiny_workflow_on_a_slurm_cluster_equals_a_local_run(slurm_cluster, tmp_
            [{k: v for k, v in row.items() if k not in timing} for row in here]
     densities = "results/tiny/layer_density.csv"
     assert (cluster / densities).read_text() == (local / densities).read_text()
+
+
+@pytest.mark.slow
+def test_a_training_job_preempted_on_the_cluster_is_retried_and_ends_as_an_uninterrupted_run(slurm_cluster, tmp_path):
+    """`scancel --signal=TERM` on a running dense job (SLURM's preemption signal): the job saves its resume
+    checkpoint at its step and fails, the profile's retry resubmits it, and it resumes there: every trained
+    tensor and the summary equal a local run's of the same config."""
+    from lth.store import artifacts
+
+    exp = {**SMALL, "seeds": [0], "variants": ["ticket"],
+           "training": {**SMALL["training"], "iterations": 3000, "eval_every": 100, "checkpoint_every": 100000}}
+    cluster, local = tmp_path / "cluster", tmp_path / "local"
+    for workdir in (cluster, local):
+        write_config(workdir, {"tiny": exp})
+    layout = plan_of("tiny", exp, cluster / "results" / "tiny").layout
+    target = "results/tiny/summary.csv"
+    signalled = None
+    with ThreadPoolExecutor() as pool:
+        local_run = pool.submit(snakemake, local, [target], "--cores", "1", timeout=900)
+        run = pool.submit(snakemake, cluster, [target], "--profile", PROFILE, *CPU_ONLY_TEST_CLUSTER, timeout=900)
+        deadline = time.time() + 600
+        while signalled is None and not run.done() and time.time() < deadline:
+            queue = subprocess.run(["squeue", "-h", "-o", "%i %T %k"], capture_output=True, text=True).stdout
+            dense = [line.split()[0] for line in queue.splitlines() if "RUNNING" in line and "rule_dense" in line]
+            if dense and layout.init(0).exists():  # training has started
+                time.sleep(1.0)
+                subprocess.run(["scancel", "--signal=TERM", dense[0]], check=True)
+                signalled = dense[0]
+            time.sleep(0.2)
+        log = run.result().stdout + run.result().stderr
+        assert signalled, f"no running dense job was seen to signal\n{log[-4000:]}"
+        assert run.result().returncode == 0, log[-6000:]
+        assert local_run.result().returncode == 0, local_run.result().stderr[-3000:]
+    dense_logs = "".join(p.read_text() for p in (cluster / "results" / "tiny" / "logs").glob("*dense*"))
+    assert "resuming at iteration" in dense_logs and "(stopped by SIGTERM)" in dense_logs, dense_logs[-2000:]
+    assert len(re.findall(r"submitted with SLURM jobid \d+ \(log: \S*/rule_dense/", log)) == 2  # the retry
+    trained = sorted(p.relative_to(cluster) for p in (cluster / "results").rglob("*.safetensors"))
+    assert trained and trained == sorted(p.relative_to(local) for p in (local / "results").rglob("*.safetensors"))
+    for path in trained:
+        assert artifacts.read_checked(cluster / path).keys() == artifacts.read_checked(local / path).keys()
+        assert (cluster / path).read_bytes() == (local / path).read_bytes(), path
+    timing = {k for k in read_rows(local / target)[0] if k.endswith("_seconds")}
+    assert [{k: v for k, v in r.items() if k not in timing} for r in read_rows(cluster / target)] == \
+           [{k: v for k, v in r.items() if k not in timing} for r in read_rows(local / target)]

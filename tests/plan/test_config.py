@@ -49,6 +49,9 @@ BAD = [
     ("tracking as a word", top(tracking={"enabled": "no"}), ["tracking.enabled", "'no'"]),
     ("a number as tracking URI", top(tracking={"uri": 5}), ["tracking.uri", "5 is not of type"]),
     ("a misspelled tracking key", top(tracking={"livee": True}), ["tracking", "'livee' was unexpected"]),
+    ("a tracking password", top(tracking={"password": "hunter2"}), ["tracking.password", "MLFLOW_TRACKING_PASSWORD"]),
+    ("credentials in the tracking URI", top(tracking={"uri": "http://ann:hunter2@login1:5000"}),
+     ["tracking.uri", "user name or password", "MLFLOW_TRACKING_USERNAME", "environment"]),
     ("no experiment", {"experiments": {}}, ["experiments", "{} should be non-empty"]),
     ("experiments: null", {"experiments": None}, ["experiments", "None is not of type 'object'"]),
     ("no experiments key", {"threads": 1}, ["'experiments' is a required property"]),
@@ -155,6 +158,13 @@ def test_a_bad_config_is_one_line_naming_file_key_and_value(tmp_path, what, conf
     for fragment in expected:
         assert fragment in message, message
     assert not any(tmp_path.iterdir())  # nothing written
+
+
+def test_a_refused_credential_is_never_repeated(tmp_path):
+    for tracking in ({"password": "hunter2"}, {"uri": "https://ann:hunter2@login1:5000"}, {"token": "hunter2"}):
+        with pytest.raises(LTHError) as e:
+            load(top(tracking=tracking), SCHEMA, "config/mine.yaml", cwd=tmp_path)
+        assert "hunter2" not in str(e.value) and "in the environment" in str(e.value)
 
 
 def test_the_default_config_and_every_preset_pass(tmp_path):

@@ -343,3 +343,40 @@ def test_a_batched_workflow_writes_bitwise_the_runs_of_one_at_a_time(tmp_path, d
             assert ta.keys() == tg.keys() and all(torch.equal(ta[n], tg[n]) for n in ta), (key, path)
     assert batched >= 6  # 2 levels x 3 variants, plus the transfer's variants
     assert not list(grouped.layout.root.rglob("groups/*.pt"))  # group checkpoints removed
+
+
+def test_a_preempted_group_saves_at_its_step_and_resumes_bitwise(tmp_path, mnist1d):
+    """SIGUSR1 (SLURM's --signal warning) between evaluations: the group writes its checkpoint at the step
+    it reached, with the tallies since the last evaluation, stops with Preempted, and resumes to the
+    uninterrupted weights and curves."""
+    import os
+    import signal
+
+    from lth.core import preemption
+
+    training = settings(iterations=40, eval_every=10)
+
+    def run(checkpoint=None, signal_at=None):
+        models = [build_model("mlp1d", (40,), 10, seed=k, hidden=32) for k in range(3)]
+        segs = [Segment(0, 40 - 10 * (k == 2), lambda t: lr_at(training, t), data_seed=k) for k in range(3)]
+
+        def callback(step, _stacked):
+            if step == signal_at:
+                os.kill(os.getpid(), signal.SIGUSR1)
+        results = train_batched(models, [random_mask(m, k) for k, m in enumerate(models)], mnist1d, training, segs,
+                                checkpoint=checkpoint, callback=callback)
+        return [m.state_dict() for m in models], [r["curves"] for r in results]
+
+    ref, ref_curves = run()
+    ckpt = tmp_path / "group.pt"
+    previous = preemption.install()
+    try:
+        with pytest.raises(preemption.Preempted, match="SIGUSR1.*step 33 of 40"):
+            run(ckpt, signal_at=33)  # after the third member stopped (at 30), between evaluations
+    finally:
+        preemption.restore(previous)
+    assert artifacts.load_checkpoint(ckpt)["stopped"] == {"signal": "SIGUSR1", "step": 33}
+    states, curves = run(ckpt)
+    assert curves == ref_curves
+    for a, b in zip(ref, states):
+        assert all(torch.equal(a[k], b[k]) for k in a)

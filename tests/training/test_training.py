@@ -125,6 +125,73 @@ def test_same_seed_is_bitwise_identical_across_processes_and_a_killed_job_resume
     assert curves[0] == curves[1] == curves[2]
 
 
+def test_a_preempted_run_saves_at_its_step_and_resumes_bitwise(tmp_path, context):
+    """SIGTERM mid-training (between evaluations and checkpoints): the run writes its checkpoint at the
+    iteration it reached, records why, stops with Preempted, and resumes to the uninterrupted result."""
+    from lth.core import preemption
+
+    ctx = context({"training": {"iterations": 300, "checkpoint_every": 100}})
+    training = ctx.plan.settings.training
+
+    def run(checkpoint, signal_at=None):
+        model = ctx.new_model(7)
+
+        def lr(t):
+            if t == signal_at:
+                os.kill(os.getpid(), signal.SIGTERM)
+            return lr_at(training, t)
+        seg = Segment(0, 300, lr, data_seed=5, checkpoint=checkpoint, fingerprint="job")
+        return model, train(model, masks.full_mask(model), ctx.splits(), training, seg)
+
+    ref_model, ref = run(None)
+    ckpt = tmp_path / "resume.pt"
+    previous = preemption.install()
+    try:
+        with pytest.raises(preemption.Preempted, match="SIGTERM.*iteration 171 of 300"):
+            run(ckpt, signal_at=170)  # the step of iteration 170 finishes, then it stops
+    finally:
+        preemption.restore(previous)
+    state = artifacts.load_checkpoint(ckpt)
+    assert state["iteration"] == 171 and state["stopped"] == {"signal": "SIGTERM", "iteration": 171}
+    model, result = run(ckpt)
+    for k, v in ref_model.state_dict().items():
+        assert torch.equal(v, model.state_dict()[k]), k
+    assert result["curves"] == ref["curves"]
+
+
+def test_a_job_preempted_by_sigterm_exits_for_a_retry_and_the_rerun_is_bitwise_the_uninterrupted(
+        tmp_path, data_dir, settings_file):
+    """`lth train` signalled as SLURM preempts: exit status 75, one line saying what it kept, and the rerun
+    equals an uninterrupted run in every trained tensor and curve."""
+    changes = {"training": {"iterations": 4000, "eval_every": 100, "checkpoint_every": 100000},
+               "model": {"options": {"hidden": 64}}}
+    path = settings_file(changes)
+    common = ["train", "--settings", path, "--seed", "0", "--data-dir", data_dir, "--threads", "1"]
+    proc = _lth(*common, "--results", tmp_path / "a")
+    assert proc.wait(timeout=300) == 0, proc.stderr.read()
+    layouts = [plan_of(n, tiny(changes), tmp_path / n).layout for n in "ab"]
+    dense = RunKey(0, 0, "dense")
+    proc = _lth(*common, "--results", tmp_path / "b")
+    deadline = time.time() + 120
+    while not layouts[1].init(0).exists() and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.02)
+    time.sleep(0.5)  # into training
+    assert proc.poll() is None, "training finished before it could be preempted"
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=120) == 75
+    err = proc.stderr.read()
+    assert "preempted by SIGTERM" in err and "rerun the job to resume" in err, err
+    state = artifacts.load_checkpoint(layouts[1].checkpoint(dense))
+    assert state["stopped"]["signal"] == "SIGTERM" and 0 < state["iteration"] < 4000
+    assert not layouts[1].metrics(dense).exists()
+    proc = _lth(*common, "--results", tmp_path / "b")
+    assert proc.wait(timeout=300) == 0, proc.stderr.read()
+    assert "stopped by SIGTERM" in proc.stderr.read()
+    assert layouts[0].final(dense).read_bytes() == layouts[1].final(dense).read_bytes()
+    curves = [json.loads(layout.metrics(dense).read_text())["curves"] for layout in layouts]
+    assert curves[0] == curves[1]
+
+
 def test_an_l1_penalty_shrinks_the_prunable_weights(context):
     norms = []
     for l1 in (0.0, 1e-3):

@@ -6,9 +6,11 @@
 
 rule fetch:
     output:
-        f"{DATA}/{{dataset}}/{TENSORS_FILE}",
+        # `update`: Snakemake does not delete the file before the job, nor after a failed one: another
+        # workflow sharing the data folder may have written it meanwhile, or be reading it
+        update(f"{DATA}/{{dataset}}/{TENSORS_FILE}"),
     log:
-        f"{DATA}/logs/fetch-{{dataset}}.log",
+        f"{RESULTS}/logs/fetch-{{dataset}}.log",  # the workflow's own: workflows may share the data folder
     wildcard_constraints:
         dataset="|".join(DATASETS_USED) or "^$",
     resources:

@@ -1,6 +1,8 @@
 """`lth`: one subcommand per stage; the workflow's rules call these (lth.cli.parser says what each
 takes, lth.cli.commands what it does). A user error prints one line `lth: error: ...` and exits
-with status 2, writing nothing. The top of the package: it may import everything.
+with status 2, writing nothing; a preempted job (SIGTERM/SIGUSR1, lth.core.preemption) says what it
+kept and exits with status 75, which the workflow's `retries` rerun.
+The top of the package: it may import everything.
 """
 
 from __future__ import annotations
@@ -8,6 +10,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from lth.core import preemption
 from lth.core.errors import LTHError
 
 
@@ -24,6 +27,9 @@ def main(argv: list[str] | None = None) -> int:
     except LTHError as exc:
         print(f"lth: error: {exc}", file=sys.stderr)
         return 2
+    except preemption.Preempted as exc:
+        print(f"lth: {exc}; rerun the job to resume", file=sys.stderr)
+        return preemption.EXIT_STATUS
     except KeyboardInterrupt:
         print("lth: interrupted", file=sys.stderr)
         return 130

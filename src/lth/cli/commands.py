@@ -13,6 +13,7 @@ def _context(plan, args):
     switches set (lth.jobs.device); a GPU job holds a GPU slot until it ends."""
     import torch
 
+    from lth.core import preemption
     from lth.jobs import Context
     from lth.jobs.device import configure, pick_device
     from lth.store.tracking import resolve_uri
@@ -20,6 +21,7 @@ def _context(plan, args):
     # The thread count is part of what a CPU result is bitwise reproducible for: by hand as in the
     # workflow (its `threads`, recorded in settings.json; 1 when neither says), and in every record.
     torch.set_num_threads(args.threads or plan.workflow.get("threads", 1))
+    preemption.install()  # a training job stops at its current step when the cluster preempts it
     requested = args.device if args.device is not None else plan.workflow.get("device", "auto")
     device = pick_device(requested, plan.layout.gpu_slots, int(plan.workflow.get("jobs_per_gpu", 1)))
     configure(device, plan.settings.training.precision)
@@ -142,6 +144,7 @@ def cmd_job(args) -> None:
     import contextlib
     import time
 
+    from lth.core import preemption
     from lth.plan import Plan
 
     started = time.perf_counter()
@@ -158,6 +161,9 @@ def cmd_job(args) -> None:
             records = _context(plan, args).run(job)
         except LTHError as exc:
             print(f"lth: error: {exc}")  # in the log too
+            raise
+        except preemption.Preempted as exc:
+            print(f"lth: {exc}")  # in the log: why the job stopped and what it kept
             raise
         for record in records:
             _report(record)
@@ -214,23 +220,30 @@ def cmd_track(args) -> None:
         raise LTHError("give --results (or, with --prepare, --experiment)")
     plan = Plan.from_results(args.results) if args.results else None
     uri = tracking.resolve_uri(args.tracking_uri or (plan.workflow.get("tracking_uri") if plan else None))
-    if args.prepare:
-        name = args.experiment or plan.experiment
-        print(f"MLflow experiment '{name}' (id {tracking.prepare(uri, [name])[name]}) at {uri}")
-        return
+    shown = tracking.shown(uri)
     try:
+        if args.prepare:
+            name = args.experiment or plan.experiment
+            print(f"MLflow experiment '{name}' (id {tracking.prepare(uri, [name])[name]}) at {shown}")
+            return
         new, old, unfinished = tracking.sync(uri, plan)
+        exp_id = tracking.prepare(uri, [plan.experiment])[plan.experiment]
     except LTHError:  # a user error: as it is
         raise
     except Exception as exc:
-        raise LTHError(f"MLflow tracking at {uri} failed ({type(exc).__name__}: {exc}); the results are on disk: "
+        if why := tracking.refusal(exc):
+            raise LTHError(f"MLflow server {shown} refused the request ({why}): set MLFLOW_TRACKING_USERNAME and "
+                           f"MLFLOW_TRACKING_PASSWORD in the environment to an account that may write this "
+                           f"experiment (never in the config); the results are on disk: run this command again"
+                           ) from None
+        said = str(exc).replace(uri, shown)
+        raise LTHError(f"MLflow tracking at {shown} failed ({type(exc).__name__}: {said}); the results are on disk: "
                        f"run this command again once the store is reachable, or, if the store itself is damaged "
                        f"(a SQLite file that no longer opens), delete it (and its mlartifacts/) and run again: "
                        f"every run is logged anew from the results") from None
-    print(f"{plan.experiment}: logged {new} runs to {uri} ({old} were there already"
+    print(f"{plan.experiment}: logged {new} runs to {shown} ({old} were there already"
           + (f", {unfinished} not finished" if unfinished else "") + ")")
-    exp_id = tracking.prepare(uri, [plan.experiment])[plan.experiment]
-    if page := tracking.ui_url(uri, exp_id):
+    if page := tracking.ui_url(shown, exp_id):
         print(f"runs: {page}")
     else:
         print(f"browse: mlflow ui --backend-store-uri {uri}, then open "

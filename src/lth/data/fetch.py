@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import hashlib
 import os
-import tempfile
 from pathlib import Path
 
 import torch
 from safetensors.torch import save_file
 
 from lth.core.errors import LTHError
+from lth.core.files import atomic_path
+from lth.core.lockfile import exclusive
 from lth.core.parts import DATASETS
 from lth.data import pins
 from lth.data.splits import read_tensors
@@ -45,28 +46,35 @@ def fetch(name: str, data_dir, *, download: bool = False, options: dict | None =
     check_options(name, options or {}, f"dataset {name!r}")
     out_dir = dataset_dir(data_dir, name, options)
     path = out_dir / TENSORS_FILE
-    if path.exists():
-        try:
-            read_tensors(path, info, dataset_facts(name, options))
+    if _valid(path, name, options):
+        return path
+    # Workflows sharing the data folder (two experiments, two users) fetch it once: the first holds
+    # the lock, the others wait for it and find the file.
+    with exclusive(Path(data_dir) / ".locks" / f"{out_dir.name}.lock", f"fetch {out_dir.name}"):
+        if _valid(path, name, options):
             return path
-        except LTHError:
-            pass  # corrupt or stale: rebuild it below
-    tensors = info.load()(name, out_dir / "raw", download, options or {})
-    out_dir.mkdir(parents=True, exist_ok=True)
-    _write_atomic(tensors, path)
-    pins.record(path)
+        tensors = info.load()(name, out_dir / "raw", download, options or {})
+        out_dir.mkdir(parents=True, exist_ok=True)
+        _write_atomic(tensors, path)
+        pins.record(path)
     return path
 
 
-def _write_atomic(tensors: dict[str, torch.Tensor], path: Path) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
+def _valid(path: Path, name: str, options: dict | None) -> bool:
+    """Whether the dataset's file is there and readable as what its maker writes (corrupt or stale:
+    fetched anew)."""
+    if not path.exists():
+        return False
     try:
-        save_file({k: v.contiguous() for k, v in tensors.items()}, tmp)
+        read_tensors(path, DATASETS[name], dataset_facts(name, options))
+        return True
+    except LTHError:
+        return False
+
+
+def _write_atomic(tensors: dict[str, torch.Tensor], path: Path) -> None:
+    tensors = {k: v.contiguous() for k, v in tensors.items()}
+    with atomic_path(path, size=sum(t.nbytes for t in tensors.values())) as tmp:
+        save_file(tensors, str(tmp))
         with open(tmp, "rb") as f:
             os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)  # mkstemp makes it 0600; datasets are meant to be shared
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

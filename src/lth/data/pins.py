@@ -22,6 +22,7 @@ from pathlib import Path, PurePosixPath
 import yaml
 
 from lth.core.errors import LTHError
+from lth.core.files import atomic_path
 
 
 @dataclass(frozen=True)
@@ -55,8 +56,8 @@ def record(path) -> Path:
     """Record the md5 of a dataset file just fetched beside it (`<file>.md5`), for the datasets that
     data.dvc does not pin: later damage is then caught too (`verify`)."""
     sidecar = Path(f"{path}.md5")
-    sidecar.write_text(md5(path) + "\n")
-    sidecar.chmod(0o644)
+    with atomic_path(sidecar) as tmp:
+        tmp.write_text(md5(path) + "\n")
     return sidecar
 
 

@@ -8,7 +8,7 @@
     prune      the pruning step of a level job (and BINGO's observed scores)
     replay     the dense run replayed to an iteration (theta_k, observers)
     transfer   weights and masks carried into another network (transfer targets, pre-trained starts)
-    device, locks, provenance
+    device, provenance (a job's lock: lth.core.lockfile)
 
 May import everything below it (core, plan, data, models, pruning, store, training); never
 analyses, report or cli: an analysis's hooks are reached through its registry entry.

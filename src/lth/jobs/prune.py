@@ -13,7 +13,7 @@ import torch
 from lth.core.parts import SCORES
 from lth.core.registry import load_target
 from lth.core.seeding import derive_seed
-from lth.jobs.locks import exclusive
+from lth.core.lockfile import exclusive
 from lth.jobs.replay import replay_dense
 from lth.plan.facts import input_shape
 from lth.plan.layout import RunKey

@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from lth.core.parts import ANALYSES, TRAINING_MODES
-from lth.jobs.locks import exclusive
+from lth.core.lockfile import exclusive
 from lth.jobs.prune import prune_level
 from lth.jobs.replay import replay_dense
 from lth.jobs.runs import train_and_mark, train_run

@@ -28,6 +28,7 @@ def load(config: Any, schema_file: str | Path, source: str, cwd: str | Path = ".
     """(the top level with defaults filled in, each experiment's resolved settings); LTHError otherwise."""
     if not isinstance(config, dict):
         raise LTHError(f"{source}: a config must be a mapping of keys, got {type(config).__name__}")
+    check_no_credentials(config, source)
     validate(config, yaml.safe_load(Path(schema_file).read_text()), source, longest=300)
     check_paths(config, source, cwd)
     experiments = {}
@@ -51,6 +52,33 @@ def load(config: Any, schema_file: str | Path, source: str, cwd: str | Path = ".
             raise LTHError(f"{source}: comparisons.{name}.experiments: {unknown} are not experiments of this config; "
                            f"known: {', '.join(experiments)}")
     return config, experiments
+
+
+CREDENTIALS = ("username", "user", "password", "token", "credentials")
+WHERE_CREDENTIALS = ("credentials belong in the environment of whoever runs the workflow (MLFLOW_TRACKING_USERNAME "
+                     "and MLFLOW_TRACKING_PASSWORD, or MLFLOW_TRACKING_TOKEN), never in a config file that is "
+                     "versioned and copied into the results")
+
+
+def check_no_credentials(config: dict, source: str) -> None:
+    """No tracking credentials in the config: neither as keys of `tracking` nor inside its URI."""
+    from urllib.parse import urlsplit
+
+    tracking = config.get("tracking")
+    if not isinstance(tracking, dict):
+        return
+    for key in tracking:
+        if str(key).lower() in CREDENTIALS:
+            raise LTHError(f"{source}: tracking.{key}: {WHERE_CREDENTIALS}")
+    uri = tracking.get("uri")
+    if isinstance(uri, str):
+        try:
+            parts = urlsplit(uri)
+            has_user = parts.username is not None or parts.password is not None
+        except ValueError:
+            has_user = "@" in uri
+        if has_user:
+            raise LTHError(f"{source}: tracking.uri: carries a user name or password before '@'; {WHERE_CREDENTIALS}")
 
 
 def check_paths(config: dict, source: str, cwd: str | Path) -> None:

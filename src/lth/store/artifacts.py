@@ -37,7 +37,7 @@ def save_tensors(path: str | Path, tensors: Mapping[str, torch.Tensor]) -> None:
     from safetensors.torch import save_file
 
     tensors = {k: v.detach().cpu().contiguous() for k, v in tensors.items()}
-    with atomic_path(path) as tmp:
+    with atomic_path(path, size=sum(t.nbytes for t in tensors.values())) as tmp:
         save_file(tensors, str(tmp), metadata={CHECKSUM: digest(tensors)})
 
 
@@ -88,8 +88,19 @@ def load_weights(model: nn.Module, path: str | Path) -> None:
 
 
 def save_checkpoint(path: str | Path, state: dict[str, Any]) -> None:
-    with atomic_path(path) as tmp:
+    with atomic_path(path, size=_nbytes(state)) as tmp:
         torch.save(state, tmp)
+
+
+def _nbytes(obj: Any) -> int:
+    """The bytes of the tensors in a nested state (what a checkpoint file takes, nearly)."""
+    if isinstance(obj, torch.Tensor):
+        return obj.nbytes
+    if isinstance(obj, Mapping):
+        return sum(_nbytes(v) for v in obj.values())
+    if isinstance(obj, (list, tuple)):
+        return sum(_nbytes(v) for v in obj)
+    return 0
 
 
 def load_checkpoint(path: str | Path) -> dict[str, Any]:

@@ -41,6 +41,31 @@ def resolve_uri(uri: str | None = None, base: str | Path = ".") -> str:
     return f"sqlite:///{(Path(base) / DEFAULT_STORE).resolve()}"
 
 
+def shown(uri: str) -> str:
+    """`uri` without a user name or password (for messages and logs: no credential is written)."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    try:
+        parts = urlsplit(uri)
+        if parts.username is None and parts.password is None:
+            return uri
+        return urlunsplit(parts._replace(netloc=parts.netloc.rsplit("@", 1)[1]))
+    except ValueError:
+        return uri.rsplit("@", 1)[-1]
+
+
+def refusal(exc: BaseException) -> str | None:
+    """Why a tracking server refused a request for want of credentials or rights ("HTTP 401"), or None
+    for any other failure."""
+    code = getattr(exc, "get_http_status_code", lambda: None)()
+    text = str(exc)
+    for status, words in ((401, ("401", "Unauthorized", "UNAUTHENTICATED")), (403, ("403", "Permission denied",
+                                                                                     "PERMISSION_DENIED"))):
+        if code == status or any(w in text for w in words):
+            return f"HTTP {status}"
+    return None
+
+
 def _client(uri: str):
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     from mlflow.tracking import MlflowClient

@@ -4,9 +4,11 @@ Everything random is a function of `data_seed` and the iteration number: epoch e
 is a permutation seeded by (data_seed, e) (lth.training.order) and iteration t's augmentation by
 (data_seed, t). So a run resumed at iteration t sees exactly the batches an uninterrupted run
 would, and the checkpoint need hold no RNG state: only weights, optimiser state and the curves so
-far. Data stay as tensors on the device; a step is one indexing op, the model and the optimiser.
-What a step adds beyond that (an adversarial batch, penalties) are loop features
-(lth.training.features); how the mask is kept is the training mode's `enforce`.
+far (and, when a preemption stops it between evaluations, the tallies since the last one: a
+preempted run saves at the step it reached, lth.core.preemption). Data stay as tensors on the
+device; a step is one indexing op, the model and the optimiser. What a step adds beyond that (an
+adversarial batch, penalties) are loop features (lth.training.features); how the mask is kept is
+the training mode's `enforce`.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from lth.core import preemption
 from lth.core.errors import LTHError
 from lth.pruning.masks import Mask, MaskEnforcer, apply_mask
 from lth.store.artifacts import load_checkpoint, save_checkpoint, save_tensors
@@ -72,30 +75,43 @@ def train(model: nn.Module, mask: Mask, splits, training: dict[str, Any], seg: S
                 active_features(model, mask, training, features))
     in_precision = lambda: autocast(device, training.get("precision", "fp32"))  # noqa: E731
     with in_precision():
-        t, curves = resume(model, optimizer, splits, seg, enforce)
+        t, curves, state = resume(model, optimizer, splits, seg, enforce)
     last_ckpt, tally = t, Tally(device, task_of(splits))
+    if "tally" in state:
+        tally.load_state_dict(state["tally"])
     every, ckpt_every = training["eval_every"], training["checkpoint_every"]
     bar = _progress(seg, t)
     started = time.perf_counter()
+
+    def save(t: int, **extra) -> None:
+        mode = {"mode": enforce.state_dict()} if hasattr(enforce, "state_dict") else {}
+        save_checkpoint(seg.checkpoint, {"fingerprint": seg.fingerprint, "iteration": t, "curves": curves,
+                                         "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                                         **mode, **extra})
+
     model.train()
-    while t < seg.stop:
-        lr = seg.lr(t)
-        tally.add(*step(t, lr))
-        t += 1
-        if t in seg.snapshots:
-            save_tensors(seg.snapshots[t], model.state_dict())
-        if (t - seg.start) % every == 0 or t == seg.stop:
-            with in_precision():
-                curves.append(evaluation_point(model, splits, t, lr, *tally.take()))
-            if bar is not None:
-                bar.update(t - bar.n)
-                bar.set_postfix(test_acc=f"{curves[-1]['test_accuracy']:.3f}")
-            if seg.checkpoint is not None and t < seg.stop and t - last_ckpt >= ckpt_every:
-                mode = {"mode": enforce.state_dict()} if hasattr(enforce, "state_dict") else {}
-                save_checkpoint(seg.checkpoint, {"fingerprint": seg.fingerprint, "iteration": t, "curves": curves,
-                                                 "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                                                 **mode})
-                last_ckpt = t
+    with preemption.polling():
+        while t < seg.stop:
+            lr = seg.lr(t)
+            tally.add(*step(t, lr))
+            t += 1
+            if t in seg.snapshots:
+                save_tensors(seg.snapshots[t], model.state_dict())
+            if (t - seg.start) % every == 0 or t == seg.stop:
+                with in_precision():
+                    curves.append(evaluation_point(model, splits, t, lr, *tally.take()))
+                if bar is not None:
+                    bar.update(t - bar.n)
+                    bar.set_postfix(test_acc=f"{curves[-1]['test_accuracy']:.3f}")
+                if seg.checkpoint is not None and t < seg.stop and t - last_ckpt >= ckpt_every:
+                    save(t)
+                    last_ckpt = t
+            if (signal_name := preemption.requested()) and t < seg.stop:
+                where = "no resume checkpoint (this run keeps none)"
+                if seg.checkpoint is not None:
+                    save(t, tally=tally.state_dict(), stopped={"signal": signal_name, "iteration": t})
+                    where = f"resume checkpoint at iteration {t} of {seg.stop} in {seg.checkpoint}"
+                raise preemption.Preempted(signal_name, f"{seg.label}: {where}")
     if bar is not None:
         bar.close()
     seconds = time.perf_counter() - started
@@ -104,10 +120,10 @@ def train(model: nn.Module, mask: Mask, splits, training: dict[str, Any], seg: S
 
 
 def resume(model: nn.Module, optimizer: Optimizer, splits, seg: Segment,
-           enforce: Callable[[int], None] | None = None) -> tuple[int, list[dict]]:
-    """(the iteration to train from, the curves so far): the segment's resume checkpoint loaded into
-    `model`, `optimizer` and a stateful `enforce` if there is one (refused if it belongs to another
-    run), else the segment's start and its first evaluation."""
+           enforce: Callable[[int], None] | None = None) -> tuple[int, list[dict], dict[str, Any]]:
+    """(the iteration to train from, the curves so far, the checkpoint): the segment's resume checkpoint
+    loaded into `model`, `optimizer` and a stateful `enforce` if there is one (refused if it belongs to
+    another run), else the segment's start, its first evaluation and {}."""
     if seg.checkpoint is not None and seg.checkpoint.exists():
         state = load_checkpoint(seg.checkpoint)
         if state.get("fingerprint") != seg.fingerprint:
@@ -119,8 +135,11 @@ def resume(model: nn.Module, optimizer: Optimizer, splits, seg: Segment,
                 raise LTHError(f"{seg.checkpoint}: resume checkpoint holds no training-mode state; delete it to "
                                f"restart")
             enforce.load_state_dict(state["mode"])
-        return state["iteration"], state["curves"]
-    return seg.start, [evaluation_point(model, splits, seg.start, seg.lr(seg.start), None, None)]
+        if "stopped" in state:
+            print(f"{seg.label}: resuming at iteration {state['iteration']} (stopped by {state['stopped']['signal']})",
+                  file=sys.stderr, flush=True)
+        return state["iteration"], state["curves"], state
+    return seg.start, [evaluation_point(model, splits, seg.start, seg.lr(seg.start), None, None)], {}
 
 
 class Step:
@@ -173,6 +192,14 @@ class Tally:
         if self.classifies:
             self.correct += (out.detach().argmax(1) == y).sum()
         self.seen += len(y)
+
+    def state_dict(self) -> dict[str, Any]:
+        """The sums since the last evaluation (a checkpoint between evaluations keeps them)."""
+        return {"loss_sum": self.loss_sum.clone(), "correct": self.correct.clone(), "seen": self.seen}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.loss_sum.copy_(state["loss_sum"]), self.correct.copy_(state["correct"])
+        self.seen = state["seen"]
 
     def take(self) -> tuple[float, float | None]:
         """(mean training loss, training accuracy) since the last take; then starts again."""

@@ -14,6 +14,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from lth.core import preemption
 from lth.core.errors import LTHError
 from lth.data.augment import apply_augment
 from lth.pruning.masks import Mask, MaskEnforcer, check_mask
@@ -70,12 +71,15 @@ def train_batched(models: Sequence[nn.Module], masks: Sequence[Mask], splits, tr
     fp = f"{fingerprint}|{'|'.join(keys)}"
     group.start(checkpoint, fp)
     started = time.perf_counter()
-    while group.going():
-        group.train_step(augment)
-        if callback is not None:
-            callback(group.step, group.stacked)
-        if group.evaluate_due():
-            group.save_due(checkpoint, fp)
+    with preemption.polling():
+        while group.going():
+            group.train_step(augment)
+            if callback is not None:
+                callback(group.step, group.stacked)
+            if group.evaluate_due():
+                group.save_due(checkpoint, fp)
+            if (signal_name := preemption.requested()) and group.going():
+                group.stop_preempted(checkpoint, fp, signal_name)
     return group.results(models, time.perf_counter() - started)
 
 
@@ -147,6 +151,18 @@ class Group:
                 "diverged": {str(k): v for k, v in self.diverged.items()},
                 "model": self.stacked.stacked_state(), "optimizer": self.optimizer.state_dict()}
 
+    def stop_preempted(self, checkpoint: Path | None, fingerprint: str, signal_name: str) -> None:
+        """Preempted between evaluations: the checkpoint at this step, with the tallies since the last
+        evaluation, then `Preempted` (lth.core.preemption)."""
+        where = "no resume checkpoint (this group keeps none)"
+        if checkpoint is not None:
+            save_checkpoint(checkpoint, {**self.state(fingerprint), "stopped": {"signal": signal_name,
+                                                                                "step": self.step},
+                                         "tally": {"loss_sum": self.loss_sum.clone(), "correct": self.correct.clone(),
+                                                   "seen": list(self.seen), "last_lr": list(self.last_lr)}})
+            where = f"resume checkpoint at step {self.step} of {max(self.lengths)} in {checkpoint}"
+        raise preemption.Preempted(signal_name, f"group {', '.join(self.keys)}: {where}")
+
     @torch.no_grad()
     def load(self, state: dict[str, Any]) -> None:
         own = self.stacked.stacked_state()
@@ -156,6 +172,9 @@ class Group:
         self.step, self.last_ckpt = state["step"], state["step"]
         self.curves = state["curves"]
         self.diverged = {int(k): v for k, v in state["diverged"].items()}
+        if "tally" in state:  # stopped by a preemption between evaluations
+            self.loss_sum.copy_(state["tally"]["loss_sum"]), self.correct.copy_(state["tally"]["correct"])
+            self.seen, self.last_lr = list(state["tally"]["seen"]), list(state["tally"]["last_lr"])
 
     def start(self, checkpoint: Path | None, fingerprint: str) -> None:
         """Resume from `checkpoint` (refused if it belongs to another group), else evaluate every member
