@@ -1,11 +1,9 @@
 """`lth track` against a real `mlflow server --app-name basic-auth` on 127.0.0.1: with a user's
 credentials from the environment the runs are logged; without them, or with a wrong password, one line
 says where credentials belong; no credential is written under the project. MLflow's auth app needs
-Flask-WTF, which the project's lock does not carry: the test is skipped where it cannot be imported
-(run it with `pip install --target DIR flask-wtf wtforms` and DIR on PYTHONPATH)."""
+Flask-WTF: the project depends on `mlflow[auth]` for it."""
 
 import base64
-import importlib.util
 import json
 import os
 import subprocess
@@ -37,8 +35,6 @@ def _call(uri, path, user, password, body=None):
 
 @pytest.fixture
 def auth_server(tmp_path):
-    if importlib.util.find_spec("flask_wtf") is None:
-        pytest.skip("MLflow's basic-auth app needs Flask-WTF (pip install 'mlflow[auth]'), not in this environment")
     outside = tmp_path / "server"  # the credentials file and stores: outside the project
     outside.mkdir()
     ini = outside / "basic_auth.ini"
