@@ -19,6 +19,18 @@ TINY = {
 }
 
 
+@pytest.fixture
+def one_thread():
+    """Torch on one thread for the test: tiny steps on a loaded 2-core machine only contend with more
+    (80 to 200 times slower measured), and a thread count is part of the determinism contract."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="session")
 def data_dir(tmp_path_factory):
     from lth.data.fetch import fetch

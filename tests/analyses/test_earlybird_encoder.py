@@ -23,12 +23,7 @@ from lth.models import build_model
 from lth.pruning import masks
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 def encoder(seed=0, dim=12, heads=3, layers=2, shape=(6, 5), classes=4):

@@ -16,13 +16,7 @@ SETTINGS = {"top_k": 3, "lanczos_steps": 200, "trace_samples": 50, "slq_runs": 3
             "subset_seed": 0, "dtype": "float64", "levels": None, "variants": None}
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny products: with two threads on a loaded machine each costs 200 times more."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 def small_problem(seed=0):

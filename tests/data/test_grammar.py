@@ -395,14 +395,6 @@ def test_encoder_attends_to_every_position_both_ways():
 # ------------------------------------------------------------------------------------- pre-training
 
 
-@pytest.fixture
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def test_tiny_pretraining_beats_the_unigram_baseline(one_thread):
     import types
 

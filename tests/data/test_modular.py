@@ -214,15 +214,6 @@ def test_the_dataset_and_its_models_are_registered():
 # ------------------------------------------------------------------------------------------ grokking
 
 
-@pytest.fixture
-def one_thread():
-    """Tiny full-batch steps: several threads only contend (80x slower on a loaded 2-core machine)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def train(model, d, lr, iterations, every=50, stop_at_test=None):
     """Full-batch AdamW (betas 0.9, 0.98, weight decay 1, as Power et al. and Minegishi et al.).
 
