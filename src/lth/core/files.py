@@ -36,9 +36,10 @@ def atomic_path(path: str | Path, size: int | None = None):
             raise LTHError(_no_space(path, 0, size)) from None
         raise
     os.close(fd)
-    os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes it 0600; results are meant to be shared
     try:
         yield Path(tmp)
+        # mkstemp makes it 0600, and a writer may create the file anew: results are meant to be shared
+        os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
     except Exception as exc:
         if _out_of_space(exc, path.parent):  # libraries (torch.save) hide the errno in their own errors
