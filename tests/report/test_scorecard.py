@@ -71,6 +71,9 @@ def test_the_readme_table_is_rewritten_between_its_markers(tmp_path, configs):
     text = readme.read_text()
     assert "old" not in text and text.endswith("\n\nafter\n")
     assert "| ran | ticket beats dense at half the weights | +2 points | +2.2 points |" in text
+    assert "| big | 1 claim |  |  |  |  | needs a GPU |  |" in text  # not run: one row, and why
+    seeds = [line.split(" | ")[5] for line in text.splitlines() if line.startswith("| ran |")]
+    assert seeds and all(s.isdigit() for s in seeds)  # a count, not 3.0
     readme.write_text("no block\n")
     with pytest.raises(LTHError, match="no scorecard block"):
         scorecard.write(configs, tmp_path / "results", tmp_path / "reports", readme)

@@ -86,6 +86,7 @@ def scorecard(configs: list[Path], results: Path) -> pd.DataFrame:
     rows = [row for path in configs for row in rows_of(Path(path), Path(results))]
     table = pd.DataFrame(rows, columns=COLUMNS)
     table["training minutes"] = pd.to_numeric(table["training minutes"]).round(1)
+    table["seeds"] = pd.to_numeric(table["seeds"]).astype("Int64")  # NaN (not run) would make them floats
     return table.astype(object).where(table.notna(), "")
 
 
@@ -106,10 +107,18 @@ def to_html(table: pd.DataFrame) -> str:
 
 
 def to_markdown(table: pd.DataFrame) -> str:
+    """README's table: every claim of an experiment that ran, with its verdict; an experiment that did
+    not run is one row (its claims counted, and why: a GPU, a download, or the command that runs it)."""
     shown = ["experiment", "claim", "published", "ours", "interval", "seeds", "verdict", "training minutes"]
     lines = ["| " + " | ".join(shown) + " |", "|" + "---|" * len(shown)]
-    for _, row in table.iterrows():
+    ran = table["ours"].astype(str) != ""
+    for _, row in table[ran].iterrows():
         lines.append("| " + " | ".join(str(row[c]).replace("|", "/") for c in shown) + " |")
+    waiting = table[~ran].groupby(["experiment", "verdict"], sort=False)
+    for (experiment, why), rows in waiting:
+        claims = [c for c in rows["claim"] if c != "(no claims stated)"]
+        what = f"{len(claims)} claim{'s' * (len(claims) != 1)}" if claims else "(no claims stated)"
+        lines.append("| " + " | ".join([experiment, what, "", "", "", "", str(why).replace("|", "/"), ""]) + " |")
     return "\n".join(lines)
 
 
