@@ -66,6 +66,22 @@ def test_tiny_dag_end_to_end(tmp_path):
 
 
 @pytest.mark.slow
+def test_the_environments_snakemake_runs_with_the_environment_off_path(tmp_path):
+    """`.venv/bin/snakemake` from a cluster script or an IDE's run button, the environment not activated:
+    every rule runs the lth (and papermill's kernel) of the interpreter that runs Snakemake, not PATH's."""
+    config = write_config(tmp_path, {"tiny": tiny({"seeds": [0]})})
+    env = {k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "CONDA_PREFIX")}
+    env["PATH"] = "/usr/bin:/bin"
+    assert subprocess.run(["sh", "-c", "command -v lth"], env=env, capture_output=True).returncode != 0
+    cmd = [str(Path(sys.executable).parent / "snakemake"), "-s", str(ROOT / "Snakefile"), "-d", str(tmp_path),
+           "--cores", "2", "--configfile", str(config)]
+    run = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=1200)
+    assert run.returncode == 0, (run.stdout + run.stderr)[-5000:]
+    assert (tmp_path / "results" / "tiny" / "summary.csv").exists()
+    assert (tmp_path / "results" / "reports" / "tiny.html").exists() or list(tmp_path.rglob("tiny.html"))
+
+
+@pytest.mark.slow
 def test_interrupted_run_restarts_without_redoing_finished_jobs(tmp_path):
     # levels long enough (each a few seconds) that Ctrl-C lands mid-way even on a loaded machine
     exp = {**TINY, "variants": ["ticket", "reinit"], "seeds": [0], "pruning": {**TINY["pruning"], "levels": 6},
