@@ -18,4 +18,4 @@ rule analysis:
     params:
         root=experiment_root,
     shell:
-        "{LTH} analyse {wildcards.analysis} --results {params.root:q} > {log:q} 2>&1"
+        "lth analyse {wildcards.analysis} --results {params.root:q} > {log:q} 2>&1"

@@ -19,11 +19,14 @@ from lth.plan.job import patterns
 from lth.plan.config import load as load_config
 from lth.store.tracking import resolve_uri
 
-# Rules run the lth and dvc of the interpreter that runs Snakemake, not whatever PATH finds first:
-# `.venv/bin/snakemake`, `uv run snakemake`, an activated environment and a cluster's jobs all work.
-PYTHON = shlex.quote(sys.executable)
-LTH = f"{PYTHON} -m lth"
-DVC = f"{PYTHON} -m dvc"
+# Rules run the lth, dvc and python of the interpreter that runs Snakemake, not whatever PATH finds
+# first: its folder leads PATH in every rule's shell, so `.venv/bin/snakemake`, `uv run snakemake`, an
+# activated environment and a cluster's jobs all work alike.
+shell.prefix(
+    "set -euo pipefail; export PATH="
+    + shlex.quote(os.path.dirname(sys.executable))
+    + ':"$PATH"; '
+)
 
 # The repository: this file is in workflow/rules/.
 PROJECT = Path(str(workflow.current_basedir)).parents[1].as_posix()
@@ -219,11 +222,11 @@ def commit_pinned(files, verified=False):
     )
     if not files:
         return ""
-    commit = f"DVC_NO_ANALYTICS=1 {DVC} --wait-for-lock commit --quiet --force --no-relink {files} && "
+    commit = f"DVC_NO_ANALYTICS=1 dvc --wait-for-lock commit --quiet --force --no-relink {files} && "
     if verified:
         return commit
     pins_file, data = shlex.quote(str(DATA_PINS.file)), shlex.quote(DATA)
-    return f"{LTH} verify --pins {pins_file} --data-dir {data} {files} && {commit}"
+    return f"lth verify --pins {pins_file} --data-dir {data} {files} && {commit}"
 
 
 def commit_pinned_data(wildcards):
@@ -250,7 +253,7 @@ def train_resources(stage):
 def job_command(stage):
     """`lth job STAGE`: its output goes to the job's log, one line per job to the terminal."""
     return (
-        f"{LTH} job {stage} --results {{params.root:q}} {{params.key}} "
+        f"lth job {stage} --results {{params.root:q}} {{params.key}} "
         "--fingerprint {wildcards.fp} --threads {threads} --log {log:q}"
     )
 

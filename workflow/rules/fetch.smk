@@ -25,7 +25,7 @@ rule fetch:
         commit=lambda wc, output: commit_pinned([output[0]], verified=True),
     # `lth verify` logs whether the file is pinned; a mismatch goes to the terminal and fails the job
     shell:
-        "{LTH} fetch {params.name:q} --data-dir {params.data:q} {params.download} {params.options} > {log:q} 2>&1 && "
-        "{LTH} verify --pins {params.pins:q} --data-dir {params.data:q} {output:q} >> {log:q} && "
+        "lth fetch {params.name:q} --data-dir {params.data:q} {params.download} {params.options} > {log:q} 2>&1 && "
+        "lth verify --pins {params.pins:q} --data-dir {params.data:q} {output:q} >> {log:q} && "
         "(({params.commit}true) >> {log:q} 2>&1 || echo 'lth: WARNING: {output} verified, but not put into the "
         "DVC cache (not a DVC repository?); see {log}' >&2)"

@@ -42,7 +42,7 @@ rule report:
     params:
         results=experiment_root,
     shell:
-        "{PYTHON} -m lth.report --notebook {input.notebook:q} --results {params.results:q} "
+        "python -m lth.report --notebook {input.notebook:q} --results {params.results:q} "
         "--experiment {wildcards.exp} --figures-dir {output.figures:q} "
         "--executed {output.notebook:q} --html {output.html:q} > {log:q} 2>&1"
 

@@ -22,4 +22,4 @@ rule summary:
     params:
         root=experiment_root,
     shell:
-        "{LTH} summarize --results {params.root:q} > {log:q} 2>&1"
+        "lth summarize --results {params.root:q} > {log:q} 2>&1"

@@ -18,7 +18,7 @@ rule tracking_store:
     params:
         root=experiment_root,
     shell:
-        "{LTH} track --prepare --results {params.root:q} > {output:q} 2> {log:q}"
+        "lth track --prepare --results {params.root:q} > {output:q} 2> {log:q}"
 
 
 rule track:
@@ -36,4 +36,4 @@ rule track:
     params:
         root=experiment_root,
     shell:
-        "{LTH} track --results {params.root:q} > {output:q} 2> {log:q}"
+        "lth track --results {params.root:q} > {output:q} 2> {log:q}"

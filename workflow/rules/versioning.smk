@@ -20,7 +20,7 @@ rule dvc_add:
     # --no-relink: DVC leaves the files as they are (relinking re-stamps them, and Snakemake would
     # retrain); --wait-for-lock: experiments finishing together would fail on DVC's repository lock
     shell:
-        "(export DVC_NO_ANALYTICS=1; {params.commit_data}{DVC} --wait-for-lock add --quiet --no-relink {params.folder:q}) "
+        "(export DVC_NO_ANALYTICS=1; {params.commit_data}dvc --wait-for-lock add --quiet --no-relink {params.folder:q}) "
         "> {log:q} 2>&1"
 
 
