@@ -1,6 +1,7 @@
 """The `lth` command: stages chained by hand, and one clear line for every kind of bad input."""
 
 import json
+import signal
 import shutil
 import subprocess
 import sys
@@ -39,7 +40,9 @@ def two_threads():
 
 def test_stages_chain_by_hand(capsys, tmp_path, data_dir, settings_file, two_threads):
     s, results = settings_file(), tmp_path / "r"
+    term = signal.getsignal(signal.SIGTERM)
     assert run(capsys, *stage(results, s, data_dir, "train"))[0] == 0
+    assert signal.getsignal(signal.SIGTERM) is term  # the preemption handler is the command's, not the caller's
     code, out, _ = run(capsys, *stage(results, s, data_dir, "prune", "--level", 1))
     assert code == 0 and "weights remaining 0.5" in out
     code, out, _ = run(capsys, *stage(results, s, data_dir, "retrain", "--level", 1, "--variant", "ticket",

@@ -8,6 +8,7 @@ The top of the package: it may import everything.
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 
 from lth.core import preemption
@@ -22,6 +23,7 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:  # name the subcommand's usage, not the top level's
         sub = next(a for a in p._actions if isinstance(a, argparse._SubParsersAction)).choices[args.command]
         sub.error(f"unrecognized arguments: {' '.join(unknown)}")
+    handlers = {sig: signal.getsignal(sig) for sig in preemption.SIGNALS}  # a command may install its own
     try:
         args.func(args)
     except LTHError as exc:
@@ -33,4 +35,6 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("lth: interrupted", file=sys.stderr)
         return 130
+    finally:  # an in-process caller (a notebook, a test) keeps its own signal handling
+        preemption.restore(handlers)
     return 0

@@ -44,7 +44,8 @@ def install() -> dict:
 def restore(previous: dict) -> None:
     """The handlers `install` replaced, back (an in-process caller: tests)."""
     for sig, handler in previous.items():
-        signal.signal(sig, handler)
+        if handler is not None and signal.getsignal(sig) is not handler:  # unchanged: nothing to do (any thread)
+            signal.signal(sig, handler)
     _state["signal"] = None
 
 
