@@ -76,9 +76,13 @@ class Headline:
     vs_control: Estimate = Estimate(0)
     controls_there: int = 0  # how many controls ran at `at`'s level
     kind: str = "imp"
-    window: int = 1  # densities in each moving average (1: none)
     controls: tuple[str, ...] = ()  # the variant's controls present anywhere in the results
     densities: int = 0  # the levels the rule could walk (a sweep: the variant's densities)
+
+    @property
+    def window(self) -> int:
+        """Densities in each moving average of the rule (1: none): from how many it walks (`window`)."""
+        return window(self.densities, self.kind)
 
     @property
     def sweep(self) -> bool:
@@ -215,7 +219,7 @@ def headline(summary: pd.DataFrame, margin: float = MARGIN, kind: str = "imp",
     at = passed[-1] if passed else (steps[0] if steps and steps[0].level == first
                                     else _step(summary, variant, first, margin))
     ctrls = controls_of(summary, variant, kind)
-    head = Headline(variant, dense["mean"], dense["std"], int(dense["seeds"]), steps, at, kind=kind, window=width,
+    head = Headline(variant, dense["mean"], dense["std"], int(dense["seeds"]), steps, at, kind=kind,
                     controls=tuple(ctrls), densities=len(levels))
     there = stats[(stats["level"] == at.level) & stats["variant"].isin(ctrls)]
     if not there.empty:
