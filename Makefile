@@ -3,7 +3,7 @@
 UV := python3 -m uv
 VENV := .venv/.synced
 
-.PHONY: run test test-quick mutation setup clean
+.PHONY: run test test-quick docs mutation setup clean
 setup: $(VENV)
 
 $(VENV): pyproject.toml uv.lock
@@ -23,13 +23,18 @@ test: $(VENV)
 test-quick: $(VENV)
 	$(UV) run --frozen pytest -m "not slow"
 
+# The documentation site (docs/, mkdocs.yml) into site/; --strict: a broken link, a page missing from
+# the navigation or an API reference that does not resolve fails the build, naming the page.
+docs: $(VENV)
+	NO_MKDOCS_2_WARNING=1 $(UV) run --frozen mkdocs build --strict
+
 # Does a test fail when an exactness claim breaks? Mutants of the committed tree, each against its
 # tests (minutes; not part of `make test`): benchmarks/mutation.py.
 mutation: $(VENV)
 	$(UV) run --frozen python benchmarks/mutation.py
 
 clean:
-	rm -rf .venv .snakemake results/*/ reports
+	rm -rf .venv .snakemake results/*/ reports site
 
 # A colleague's copy of shared results (README.md, "Sharing results with DVC"): fetch them, mark the
 # pulled runs up to date (a pull gives every file a fresh modification time), then regenerate the
