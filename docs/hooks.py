@@ -66,7 +66,7 @@ def cli_page() -> str:
 def generated() -> dict[str, str]:
     from lth.plan import config_doc, preset_doc
 
-    pages = {"reference/configuration.md": config_doc.markdown(site=True),
+    pages = {"reference/configuration.md": config_doc.markdown(),
              "presets.md": preset_doc.markdown(ROOT / "config" / "presets"),
              "reference/cli.md": cli_page(),
              "reference/api/index.md": api_index()}

@@ -22,7 +22,7 @@ The one-shot sweep (lth.plan.oneshot) builds its variants from its methods with 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 DENSE = "dense"
 
@@ -35,6 +35,7 @@ class Variant:
     schedule: str = "rewound"
     chain: str = ""  # source variants: the mask chain whose level jobs train it
     train: str = "masked"
+    about: str = field(default="", compare=False)  # one line for the configuration reference
 
     @property
     def heads_chain(self) -> bool:
@@ -52,19 +53,28 @@ DENSE_RUN = Variant(DENSE, weights="init", mask="full", schedule="full")
 # The source dataset's variants, in table order. Each chain keeps its own masks across levels;
 # reinit and random_prune branch off the ticket chain at each level.
 SOURCE = _table(
-    Variant("ticket", weights="rewind", mask="chain", chain="ticket"),
-    Variant("reinit", weights="fresh", mask="chain", chain="ticket"),
-    Variant("random_prune", weights="rewind", mask="random", chain="ticket"),
-    Variant("lr_rewind", weights="previous", mask="chain", chain="lr_rewind"),
-    Variant("finetune", weights="previous", mask="chain", schedule="final", chain="finetune"),
+    Variant("ticket", weights="rewind", mask="chain", chain="ticket",
+            about="the lottery ticket: theta_k (the rewind point) under the level's IMP mask"),
+    Variant("reinit", weights="fresh", mask="chain", chain="ticket",
+            about="the ticket's mask on a fresh random init (Frankle & Carbin 2019's control)"),
+    Variant("random_prune", weights="rewind", mask="random", chain="ticket",
+            about="a random mask of the ticket's per-layer densities on theta_k (the other control)"),
+    Variant("lr_rewind", weights="previous", mask="chain", chain="lr_rewind",
+            about="learning-rate rewinding: the previous level's trained weights, pruned, the schedule replayed "
+                  "from k (Renda et al. 2020)"),
+    Variant("finetune", weights="previous", mask="chain", schedule="final", chain="finetune",
+            about="fine-tuning: the previous level's trained weights, pruned, at the final learning rate for T - k"),
 )
 
 # Transfer (stage 5): the source's level-L ticket on a target dataset; `dense` runs at level 0.
 TRANSFER = _table(
-    Variant("ticket_transfer", weights="rewind", mask="chain"),
-    Variant("mask_transfer", weights="fresh", mask="chain"),
-    Variant("random_prune", weights="rewind", mask="random"),
-    Variant(DENSE, weights="rewind", mask="full"),
+    Variant("ticket_transfer", weights="rewind", mask="chain",
+            about="the source's level-L ticket (mask and theta_k) trained on the target dataset"),
+    Variant("mask_transfer", weights="fresh", mask="chain",
+            about="the source ticket's mask on a fresh init, on the target dataset"),
+    Variant("random_prune", weights="rewind", mask="random",
+            about="a random mask of the ticket's per-layer densities on theta_k, on the target dataset"),
+    Variant(DENSE, weights="rewind", mask="full", about="the whole network from theta_k, on the target dataset"),
 )
 
 
