@@ -87,7 +87,14 @@ def meaning(key: str, s: Mapping[str, Any]) -> str:
     listed = PART_KEYS.get(key)
     if listed:
         text += f" ([{listed.replace('-', ' ')}](#{listed}))"
-    return text.replace("|", "\\|")
+    return prose(text)
+
+
+def prose(text: str) -> str:
+    """Text for a table cell: `|` escaped, and `<` `>` outside code spans as entities (else a renderer
+    takes `<experiment>` for a tag and drops it)."""
+    spans = text.replace("|", "\\|").split("`")
+    return "`".join(s if i % 2 else s.replace("<", "&lt;").replace(">", "&gt;") for i, s in enumerate(spans))
 
 
 def rows(props: Mapping[str, Any], prefix: str = "", required: tuple[str, ...] = ()) -> Iterator[Row]:
@@ -151,12 +158,12 @@ INTROS = {
 def part_rows(registry: parts.Registry) -> Iterator[tuple[str, str, str]]:
     for name, part in registry.items():
         keys = ", ".join(f"`{k}`" for k in part.config_keys())
-        yield name, " ".join(str(part.info.get("about", "")).split()), keys
+        yield name, prose(" ".join(str(part.info.get("about", "")).split())), keys
 
 
 def variant_rows(table: Mapping[str, variants.Variant]) -> Iterator[tuple[str, str, str]]:
     for name, v in table.items():
-        yield name, " ".join(v.about.split()), f"weights `{v.weights}`, mask `{v.mask}`, schedule `{v.schedule}`"
+        yield name, prose(" ".join(v.about.split())), f"weights `{v.weights}`, mask `{v.mask}`, schedule `{v.schedule}`"
 
 
 def markdown() -> str:
