@@ -35,9 +35,18 @@ built (`lth.plan.preset_doc`).
 """
 
 
+def plain(value: Any) -> str:
+    """Free text of a preset as Markdown shows it: one line; brackets and angle brackets escaped, so that
+    `x[-1]` is no link and `<iteration>` no HTML tag."""
+    parts = " ".join(str(value).split()).split("`")
+    for i in range(0, len(parts), 2):  # outside `code spans` only
+        parts[i] = parts[i].replace("[", "\\[").replace("]", "\\]").replace("<", "&lt;")
+    return "`".join(parts)
+
+
 def cell(value: Any) -> str:
-    """A table cell: one line, pipes escaped."""
-    return " ".join(str(value).split()).replace("|", "\\|")
+    """A table cell: plain text, pipes escaped."""
+    return plain(value).replace("|", "\\|")
 
 
 def short_citation(citation: str) -> str:
@@ -53,7 +62,7 @@ def header(text: str) -> str:
         if not line.startswith("#"):
             break
         lines.append(line.lstrip("#").strip())
-    return " ".join(line for line in lines if line)
+    return plain(" ".join(line for line in lines if line))
 
 
 def references(config: dict) -> list[dict]:
@@ -151,7 +160,7 @@ def section(path: Path) -> list[str]:
         out += [header(text), ""]
     cites = citations(config)
     if cites:
-        out += ["**Paper**: " + "; ".join(cites), ""]
+        out += ["**Paper**: " + "; ".join(map(plain, cites)), ""]
     wanted = needs(config)
     out += [f"**Needs**: {', '.join(wanted) if wanted else 'nothing: offline, on a CPU'}", "",
             "```text", COMMAND.format(name=name), "```", ""]
@@ -162,7 +171,7 @@ def section(path: Path) -> list[str]:
             continue
         out += [f"### {exp_name}", ""]
         if ref.get("citation") and len(cites) > 1:
-            out += [f"Paper: {ref['citation']}", ""]
+            out += [f"Paper: {plain(ref['citation'])}", ""]
         if ref.get("protocol"):
             out += ["Protocol:", ""] + protocol_rows(ref["protocol"]) + [""]
         if ref.get("claims"):
