@@ -36,7 +36,7 @@ mutation: $(VENV)
 clean:
 	rm -rf .venv .snakemake results/*/ reports site
 
-# A colleague's copy of shared results (README.md, "Sharing results with DVC"): fetch them, mark the
+# A colleague's copy of shared results (docs/guides/dvc.md, "Retrieve it"): fetch them, mark the
 # pulled runs up to date (a pull gives every file a fresh modification time), then regenerate the
 # summaries and reports from them. Trains nothing.
 .PHONY: pull

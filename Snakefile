@@ -13,7 +13,7 @@
 # `snakemake --lint` findings left on purpose, with their reason:
 # - "Specify a conda environment or container for each rule" (every rule): every rule runs in one
 #   environment, the locked `.venv` (uv.lock) that `make setup` builds; the same locked environment
-#   is what a cluster's shared project folder uses (README.md, "Running on a SLURM cluster"). A
+#   is what a cluster's shared project folder uses (docs/guides/slurm.md). A
 #   per-rule conda file would duplicate the lock file and could drift from it.
 
 from snakemake.utils import min_version

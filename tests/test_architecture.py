@@ -77,7 +77,7 @@ def test_a_model_imports_no_data_generator():
 
 
 def test_each_package_states_what_it_may_import():
-    """The docstring of every package's __init__ names the packages it may import (README.md's map)."""
+    """The docstring of every package's __init__ names the packages it may import (the code map: docs/extend)."""
     for package in MAY_IMPORT:
         doc = ast.get_docstring(ast.parse((SRC / package / "__init__.py").read_text())) or ""
         assert "May import" in doc or "may import" in doc, package

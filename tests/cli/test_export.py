@@ -38,7 +38,7 @@ def run(capsys, *args):
 
 
 def load_without_lth(path):
-    """The README's loader: safetensors and torch only (no lth import)."""
+    """The loader of docs/guides/structured.md: safetensors and torch only (no lth import)."""
     from safetensors import safe_open
     from safetensors.torch import load_file
 

@@ -1,5 +1,6 @@
-"""README.md's commands run as written: each shell block is parsed, and the cheap commands are run
-(on a tiny copy of the demo settings and the tiny experiment); the rest are checked to exist."""
+"""The commands of README.md and of the documentation (docs/**/*.md) run as written: each shell block
+is parsed, and the cheap commands are run (on a tiny copy of the demo settings and the tiny
+experiment); the rest are checked to exist."""
 
 import os
 import re
@@ -18,11 +19,17 @@ ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 
 
-def commands():
-    """Every command of README.md's ```sh blocks, continuation lines joined, comments dropped."""
-    text = (ROOT / "README.md").read_text()
+def pages():
+    """README.md and every page of the documentation site's sources."""
+    return [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
+
+
+def commands(*paths):
+    """Every command of the ```sh blocks of these pages (default: all of them), continuation lines
+    joined, comments dropped."""
+    text = "\n".join(p.read_text() for p in (paths or pages()))
     out = []
-    for block in re.findall(r"```sh\n(.*?)```", text, re.S):
+    for block in re.findall(r"^[ \t]*```sh\n(.*?)```", text, re.S | re.M):
         for line in block.replace("\\\n", " ").splitlines():
             line = line.split(" #")[0].strip()
             if line and not line.startswith("#"):
@@ -37,6 +44,16 @@ def run(cmd, cwd, **env):
         argv = argv[2:]
     full_env = {**os.environ, "PATH": f"{BIN}:{os.environ['PATH']}", "DVC_NO_ANALYTICS": "1", **env}
     return subprocess.run(argv, cwd=cwd, capture_output=True, text=True, timeout=900, env=full_env)
+
+
+def test_the_pages_have_commands():
+    """The blocks moved from README.md into the documentation are still found."""
+    found = commands()
+    assert "make run" in found and "make test" in found
+    assert any(c.startswith("uv run lth retrain") for c in found)
+    assert any(c.startswith("uv run papermill") for c in found)
+    assert any(c.startswith("uv run snakemake --profile profiles/slurm") for c in found)
+    assert "uv run snakemake --touch --forceall runs" in found
 
 
 def test_every_command_is_known():
@@ -63,7 +80,7 @@ def test_the_by_hand_block_runs_as_written(tmp_path):
     demo = yaml.safe_load((ROOT / "config" / "demo.yaml").read_text())
     demo["model"]["options"]["hidden"], demo["training"]["iterations"] = 16, 100
     (tmp_path / "config" / "demo.yaml").write_text(yaml.safe_dump(demo))
-    block = [c for c in commands() if c.startswith("uv run lth ")]
+    block = [c for c in commands(ROOT / "docs" / "guides" / "by-hand.md") if c.startswith("uv run lth ")]
     assert [shlex.split(c)[3] for c in block] == ["fetch", "train", "prune", "retrain"]
     for cmd in block:
         done = run(cmd, tmp_path)

@@ -240,7 +240,7 @@ def commit_pinned_data(wildcards):
 def train_resources(stage):
     """What a training job asks a cluster for: one GPU, 4 GB, and minutes of runtime: 20 per run it
     holds, at least 120, doubled on a retry. A site with other speeds sets `runtime` per rule
-    (README, "Running on a SLURM cluster").
+    (docs/guides/slurm.md).
     """
 
     def runtime(wildcards, attempt):

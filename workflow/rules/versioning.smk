@@ -1,7 +1,7 @@
 # Versioning with DVC: Snakemake owns the DAG, DVC owns the versions (no dvc.yaml stages).
 # `snakemake --cores all version` records every finished experiment as results/<exp>.dvc, the
 # hashes of all its files (see .dvcignore for what is left out); commit those files with git and
-# `dvc push` uploads the files. README.md, "Sharing results with DVC", has the whole round trip.
+# `dvc push` uploads the files. docs/guides/dvc.md has the whole round trip.
 
 
 rule dvc_add:

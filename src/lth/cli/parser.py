@@ -99,7 +99,7 @@ def add_export(new) -> None:
     e = new("export", help="one ticket as a standalone safetensors file (weights, mask, model config)",
             description="Write a finished run's masked weights, its mask (tensors mask/<parameter>) and the model's "
                         "config (metadata 'model': name, options, input shape, classes) to one safetensors file, "
-                        "loadable with safetensors and torch alone (README.md: 'A ticket as one file').")
+                        "loadable with safetensors and torch alone (docs/guides/structured.md).")
     e.add_argument("--results", required=True, help="results folder of the experiment (holds settings.json)")
     e.add_argument("--seed", type=int, required=True, help="the run's seed")
     e.add_argument("--level", type=int, required=True,

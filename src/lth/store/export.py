@@ -8,7 +8,7 @@ input_shape, num_classes: what `lth.models.build_model` takes, so the same archi
 again), `dataset` (JSON: the experiment's dataset settings; inputs are normalised as lth's splits do,
 `lth.data.splits.statistics`, unless `normalise` is false), `experiment`, `seed`, `level`, `variant`,
 `weights_remaining`, `test_accuracy` and `lth.sha256` (the tensors' checksum, as every tensor file here).
-README.md ("A ticket as one file") has a loader of ten lines without lth.
+docs/guides/structured.md ("A ticket as one file") has a loader of ten lines without lth.
 """
 
 from __future__ import annotations

@@ -17,7 +17,7 @@ from lth.store.results import read_record
 KEY_COLUMNS = ["experiment", "seed", "level", "variant"]
 COLUMNS = [*KEY_COLUMNS, "weights_remaining", "test_accuracy", "best_val_accuracy",
            "early_stop_iteration", "train_accuracy", "wall_seconds", "target",
-           # beyond the columns README.md promises ("The workflow": summary.csv)
+           # beyond the columns the documentation promises (docs/getting-started.md: summary.csv)
            "early_stop_test_accuracy", "test_loss", "train_seconds", "iterations_trained"]
 DENSITY_COLUMNS = [*KEY_COLUMNS, "target", "layer", "density"]
 
