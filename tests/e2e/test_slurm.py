@@ -21,9 +21,10 @@ import pytest
 import yaml
 
 from lth.plan import Job, plan_of
+from lth.plan.layout import TENSORS_FILE, dataset_dir
 
 from conftest import missing_tool
-from test_workflow import TINY
+from test_workflow import ENV_BIN, TINY, start_workflow
 
 ROOT = Path(__file__).resolve().parents[2]
 PROFILE = ROOT / "profiles" / "slurm"
@@ -297,3 +298,14 @@ def test_a_training_job_preempted_on_the_cluster_is_retried_and_ends_as_an_unint
     timing = {k for k in read_rows(local / target)[0] if k.endswith("_seconds")}
     assert [{k: v for k, v in r.items() if k not in timing} for r in read_rows(cluster / target)] == \
            [{k: v for k, v in r.items() if k not in timing} for r in read_rows(local / target)]
+
+
+@pytest.mark.slow
+def test_cluster_jobs_run_the_environments_lth_with_the_environment_off_path(slurm_cluster, tmp_path):
+    """`.venv/bin/snakemake --profile profiles/slurm` from a login shell without the environment on PATH: the
+    jobs inherit that PATH (sbatch --export=ALL) and run the environment's lth. One job: the dataset's fetch."""
+    data = dataset_dir(tmp_path / "data", "mnist1d") / TENSORS_FILE
+    run = start_workflow(tmp_path, [ENV_BIN / "snakemake"], "--profile", PROFILE, *CPU_ONLY_TEST_CLUSTER,
+                         targets=[data], ahead=[Path(shutil.which("sbatch")).parent], expect=[data], timeout=300)
+    log = run.stdout + run.stderr
+    assert re.findall(r"submitted with SLURM jobid \d+ \(log: \S*/rule_(\w+)/", log) == ["fetch"], log[-6000:]

@@ -3,9 +3,12 @@
 import csv
 import os
 import re
+import shlex
+import shutil
 import signal
 import subprocess
 import sys
+import sysconfig
 import time
 from pathlib import Path
 
@@ -14,7 +17,7 @@ import yaml
 
 from lth.plan import plan_of
 
-from conftest import tiny
+from conftest import missing_tool, tiny
 
 ROOT = Path(__file__).resolve().parents[2]
 REQUIRED = ["experiment", "seed", "level", "variant", "weights_remaining", "test_accuracy", "best_val_accuracy",
@@ -63,22 +66,6 @@ def test_tiny_dag_end_to_end(tmp_path):
     assert len(densities) == len(rows) * 3  # mlp1d: three prunable weight matrices
     again = snakemake(tmp_path, "--configfile", config)
     assert again.returncode == 0 and "Nothing to be done" in again.stdout + again.stderr
-
-
-@pytest.mark.slow
-def test_the_environments_snakemake_runs_with_the_environment_off_path(tmp_path):
-    """`.venv/bin/snakemake` from a cluster script or an IDE's run button, the environment not activated:
-    every rule runs the lth (and papermill's kernel) of the interpreter that runs Snakemake, not PATH's."""
-    config = write_config(tmp_path, {"tiny": tiny({"seeds": [0]})})
-    env = {k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "CONDA_PREFIX")}
-    env["PATH"] = "/usr/bin:/bin"
-    assert subprocess.run(["sh", "-c", "command -v lth"], env=env, capture_output=True).returncode != 0
-    cmd = [str(Path(sys.executable).parent / "snakemake"), "-s", str(ROOT / "Snakefile"), "-d", str(tmp_path),
-           "--cores", "2", "--configfile", str(config)]
-    run = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=1200)
-    assert run.returncode == 0, (run.stdout + run.stderr)[-5000:]
-    assert (tmp_path / "results" / "tiny" / "summary.csv").exists()
-    assert (tmp_path / "results" / "reports" / "tiny.html").exists() or list(tmp_path.rglob("tiny.html"))
 
 
 @pytest.mark.slow
@@ -235,3 +222,88 @@ def test_a_one_shot_sweep_end_to_end_and_grown_trains_only_the_new_density(tmp_p
     assert snakemake(tmp_path, "--configfile", config).returncode == 0
     assert {p: p.stat().st_mtime_ns for p in finished} == finished  # nothing finished was retrained
     assert len(list(csv.DictReader((results / "summary.csv").open()))) == 1 + 3 * 4 * 2
+
+
+# ------------------------------------------------------- every way of starting the workflow (#31)
+# Each rule must run the lth of the interpreter that runs Snakemake (common.smk's shell prefix), however
+# Snakemake was started. Each test starts the workflow one way, with a PATH that holds another `lth`
+# (a system-wide or stale install, which fails and leaves a note) and, where that way has it so, not
+# the environment's bin.
+
+ENV = Path(sys.prefix)  # the environment running the tests: its lth is the one every rule must run
+ENV_BIN = Path(sys.executable).parent
+# The least the workflow does: fetch, a dense run, one level of one chain, the summary.
+SMALLEST = tiny({"variants": ["ticket"], "pruning": {"levels": 1}, "training": {"iterations": 100}})
+
+
+def start_workflow(tmp_path, launcher, *args, targets=(), ahead=(), env=None, experiment=SMALLEST, timeout=600,
+                   expect=("results/tiny/summary.csv",), **config):
+    """Run `LAUNCHER TARGETS -s Snakefile -d tmp_path --configfile CONFIG ARGS` on the experiment (tracking off
+    unless `config` says), with PATH = AHEAD, a folder holding another `lth`, /usr/bin, /bin, and `env` on top
+    of the test's environment less any activation. Asserts that it succeeded without running the other `lth`
+    and wrote `expect` (relative to tmp_path); returns the run."""
+    other = tmp_path / "other-bin"
+    other.mkdir()
+    (other / "lth").write_text(f'#!/bin/sh\necho "$0 $*" >> {shlex.quote(str(other / "ran"))}\nexit 1\n')
+    (other / "lth").chmod(0o755)
+    path = ":".join(map(str, [*ahead, other, "/usr/bin", "/bin"]))
+    if str(ENV_BIN) not in map(str, ahead):  # the environment is off PATH: a shell finds the other lth
+        assert shutil.which("lth", path=path) == str(other / "lth")
+    config_file = write_config(tmp_path, {"tiny": experiment}, **{"tracking": {"enabled": False}, **config})
+    cmd = [*launcher, *targets, "-s", ROOT / "Snakefile", "-d", tmp_path, "--configfile", config_file, *args]
+    activation = ("VIRTUAL_ENV", "CONDA_PREFIX", "UV_PROJECT_ENVIRONMENT", "PYTHONHOME")
+    env = {**{k: v for k, v in os.environ.items() if k not in activation}, "PATH": path, **(env or {})}
+    run = subprocess.run(list(map(str, cmd)), env=env, capture_output=True, text=True, timeout=timeout, cwd=ROOT)
+    log = run.stdout + run.stderr
+    assert not (other / "ran").exists(), "a rule ran the other lth: " + (other / "ran").read_text() + log[-3000:]
+    assert run.returncode == 0, log[-6000:]
+    assert all((tmp_path / out).exists() for out in expect), log[-3000:]
+    return run
+
+
+@pytest.mark.slow
+def test_the_environments_snakemake_runs_with_the_environment_off_path(tmp_path):
+    """`.venv/bin/snakemake` from a cluster script or an IDE's run button, the environment not activated:
+    every rule (tracking and the report's papermill kernel too) runs the environment's lth and python."""
+    start_workflow(tmp_path, [ENV_BIN / "snakemake"], "--cores", "2", tracking={"enabled": True},
+                   reports_dir=str(tmp_path / "reports"))
+    assert (tmp_path / "reports" / "tiny.html").exists()
+    assert (tmp_path / "results" / "tiny" / "mlflow-logged.txt").exists()
+
+
+def uv_command() -> list[str] | None:
+    """uv as `make run` finds it: `uv run` names itself in $UV (so under `make test`), else the uv module
+    of the base interpreter or of python3 (`python3 -m uv`, which the Makefile pip-installs), else PATH's."""
+    if os.environ.get("UV"):
+        return [os.environ["UV"]]
+    for python in dict.fromkeys(filter(None, [getattr(sys, "_base_executable", None), shutil.which("python3")])):
+        found = subprocess.run([python, "-c", "import uv; print(uv.find_uv_bin())"], capture_output=True, text=True)
+        if found.returncode == 0:
+            return [found.stdout.strip()]
+    return [shutil.which("uv")] if shutil.which("uv") else None
+
+
+def environment_state() -> dict:
+    """What a sync would change in the environment: its top folder, bin and site-packages (names, times)."""
+    site = Path(sysconfig.get_paths()["purelib"])
+    return {str(p): p.lstat().st_mtime_ns for folder in (ENV, ENV / "bin", site) for p in [folder, *folder.iterdir()]}
+
+
+@pytest.mark.slow
+def test_uv_run_snakemake_runs_the_environments_lth(tmp_path):
+    """`uv run snakemake` (what `make run` does), PATH holding uv but not the environment: uv runs the
+    project's environment (here the test's, through UV_PROJECT_ENVIRONMENT) and installs nothing."""
+    uv = uv_command()
+    if uv is None:
+        missing_tool("uv is not installed (`make test` installs it: python3 -m pip install uv)")
+    before, lock = environment_state(), (ROOT / "uv.lock").stat().st_mtime_ns
+    run = start_workflow(tmp_path, [*uv, "run", "--frozen", "--no-sync", "snakemake"], "--cores", "2",
+                         ahead=[Path(uv[0]).parent], env={"UV_PROJECT_ENVIRONMENT": str(ENV)})
+    assert not re.search(r"^(Resolved|Prepared|Installed|Uninstalled|Audited) \d+ package", run.stderr, re.M)
+    assert environment_state() == before and (ROOT / "uv.lock").stat().st_mtime_ns == lock
+
+
+@pytest.mark.slow
+def test_snakemake_of_an_activated_environment(tmp_path):
+    """`source .venv/bin/activate; snakemake`: plain `snakemake` found on PATH, VIRTUAL_ENV set."""
+    start_workflow(tmp_path, ["snakemake"], "--cores", "2", ahead=[ENV_BIN], env={"VIRTUAL_ENV": str(ENV)})
