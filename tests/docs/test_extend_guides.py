@@ -9,7 +9,8 @@ Each guide's fenced blocks say what to do with them:
     ```text```                                      output shown to the reader: not run
 A test copies the project to a temporary folder (never results, data or the environment), applies one
 guide's blocks there, runs its commands with the copy's src first on PYTHONPATH and this interpreter's
-folder first on PATH, runs tests/test_architecture.py on the copy, and checks that the part it adds took
+folder first on PATH, runs tests/test_architecture.py on the copy, regenerates the configuration reference
+and runs its test there (the new part and its keys documented), and checks that the part it adds took
 effect (a part registered but never used would leave the runs as they were). Nothing is added to the
 project itself.
 """
@@ -33,7 +34,7 @@ ROOT = Path(__file__).resolve().parents[2]
 GUIDES = ROOT / "docs" / "extend"
 PAGES = ["score", "model", "dataset", "training-mode", "analysis", "experiment-kind"]
 COPIED = ["src", "workflow", "Snakefile", "config", "notebooks", "profiles", "pyproject.toml", "data.dvc",
-          "tests/conftest.py", "tests/test_architecture.py"]
+          "tests/conftest.py", "tests/test_architecture.py", "tests/plan/test_config_doc.py"]
 FENCE = re.compile(r"^```(?P<lang>[\w-]*)(?P<attrs>[^\n]*)\n(?P<body>.*?)^```[ \t]*$", re.M | re.S)
 TITLE = re.compile(r'^\s*title="(?P<title>[^"]*)"\s*$')
 PATH = r"[A-Za-z0-9_][A-Za-z0-9_./-]*"
@@ -115,7 +116,10 @@ def apply(page: str, project: Path) -> list[str]:
 def run_guide(page: str, project: Path) -> None:
     """Apply the guide in a copy of the project at `project`, run its commands, then the layering test
     (the guide's new modules import only the packages their place allows)."""
-    commands = apply(page, copy_project(project)) + ["pytest -q tests/test_architecture.py"]
+    commands = apply(page, copy_project(project)) + [
+        "pytest -q tests/test_architecture.py",  # the new modules import only what their package may
+        "python -m lth.plan.config_doc --write config/README.md",  # the reference documents the new part
+        "pytest -q tests/plan/test_config_doc.py"]
     env = {**os.environ, "PYTHONPATH": str(project / "src"),
            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
     env.pop("MLFLOW_TRACKING_URI", None)
