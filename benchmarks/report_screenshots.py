@@ -1,7 +1,10 @@
-"""Full-page screenshots of report pages in headless Chromium, as a reader at a given width sees them.
+"""Full-page screenshots of report pages (or of the documentation site's pages) in headless Chromium, as
+a reader at a given width sees them.
 
     .venv/bin/python benchmarks/report_screenshots.py --out /tmp/shots reports/mnist1d_mlp.html [more.html ...]
                                                        [--width 1300] [--element fig-methods-1 ...]
+    .venv/bin/python benchmarks/report_screenshots.py --out /tmp/shots --height 1100 site/index.html \
+        site/reference/configuration/index.html          # after `make docs`: index.png, configuration.png
 
 Writes <out>/<page>.png (the whole page, beyond the window) for each HTML file, and with --element
 <out>/<page>-<id>.png of each element with that id (a figure, a table's container), and prints, per
@@ -68,8 +71,15 @@ def element_clip(driver, element_id: str) -> dict | None:
     return box if box and box["width"] > 0 and box["height"] > 0 else None
 
 
-def screenshot(pages: list[Path], out: Path, width: int = 1300, elements: tuple[str, ...] = ()) -> dict[str, dict]:
-    """Screenshot each page (and its `elements`) into `out`; what each page's check found, by page name."""
+def shot_name(page: Path) -> str:
+    """The PNG's name: the page's, or its folder's for a site page (site/reference/cli/index.html: cli)."""
+    return page.parent.name if page.stem == "index" and page.parent.name != "site" else page.stem
+
+
+def screenshot(pages: list[Path], out: Path, width: int = 1300, elements: tuple[str, ...] = (),
+               height: int | None = None) -> dict[str, dict]:
+    """Screenshot each page (and its `elements`) into `out`, the whole page or its first `height` pixels;
+    what each page's check found, by page name."""
     out.mkdir(parents=True, exist_ok=True)
     found = {}
     with tempfile.TemporaryDirectory() as profile:
@@ -81,16 +91,18 @@ def screenshot(pages: list[Path], out: Path, width: int = 1300, elements: tuple[
             for page in pages:
                 driver.get(page.resolve().as_uri())
                 check = driver.execute_script(CHECK_SCRIPT)
-                capture(driver, out / f"{page.stem}.png")
-                shots = [str(out / f"{page.stem}.png")]
+                name = shot_name(page)
+                capture(driver, out / f"{name}.png", None if height is None else
+                        {"x": 0, "y": 0, "width": width, "height": height})
+                shots = [str(out / f"{name}.png")]
                 for element in elements:
                     clip = element_clip(driver, element)
                     if clip:
-                        capture(driver, out / f"{page.stem}-{element}.png", clip)
-                        shots.append(str(out / f"{page.stem}-{element}.png"))
+                        capture(driver, out / f"{name}-{element}.png", clip)
+                        shots.append(str(out / f"{name}-{element}.png"))
                 check["errors"] = [e["message"] for e in driver.get_log("browser") if e["level"] == "SEVERE"]
                 check["screenshots"] = shots
-                found[page.stem] = check
+                found[name] = check
         finally:
             driver.quit()
     return found
@@ -102,11 +114,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", required=True, type=Path, help="folder for the PNGs")
     p.add_argument("--width", type=int, default=1300, help="window width in CSS pixels")
     p.add_argument("--element", action="append", default=[], help="also this element's own PNG (repeatable)")
+    p.add_argument("--height", type=int, help="only the top of each page, this many CSS pixels high")
     a = p.parse_args(argv)
     if not (shutil.which("chromium") and shutil.which("chromedriver")):
         print("needs chromium and chromedriver on PATH", file=sys.stderr)
         return 2
-    found = screenshot(a.pages, a.out, a.width, tuple(a.element))
+    found = screenshot(a.pages, a.out, a.width, tuple(a.element), a.height)
     print(json.dumps(found, indent=1))
     return 1 if any(f["wide"] or f["errors"] or f["requests"] for f in found.values()) else 0
 
