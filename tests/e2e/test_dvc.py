@@ -7,6 +7,7 @@ and the report without training anything. DVC never sees the user's own remote o
 
 import os
 import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -16,6 +17,8 @@ import pytest
 import yaml
 
 from lth.data import pins
+
+from test_readme import blocks, typed
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
@@ -29,6 +32,7 @@ TINY = {
     "seeds": [0],
 }
 TRAINING_RULES = {"dense", "level", "transfer"}
+GUIDE = ROOT / "docs" / "guides" / "dvc.md"
 
 
 @pytest.fixture
@@ -79,10 +83,21 @@ def job_counts(dry_run_output: str) -> dict[str, int]:
 
 
 def pull_commands() -> list[str]:
-    """The commands of `make pull` (the documented way to retrieve shared results), run with this environment."""
+    """The commands of `make pull`, run with this environment."""
     env = {k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL")}
     lines = sh(ROOT, ["make", "-s", "-n", "pull", "VENV=", "UV=uv"], env).stdout.splitlines()
     return [line.replace("uv run --frozen ", "") for line in lines if line.strip()]
+
+
+def guide_blocks() -> tuple[list[str], list[str]]:
+    """The commands of docs/guides/dvc.md as the tests type them: (those to share an experiment, those to
+    retrieve it, less `make pull`, checked to run the same commands, with only options of its own added)."""
+    share, retrieve = [[typed(cmd) for cmd in block] for block in blocks(GUIDE)]
+    assert retrieve[0] == "make pull" and len(retrieve) == 4, retrieve
+    made = [[a for a in shlex.split(line) if "=" not in a or a.startswith("-")] for line in pull_commands()]
+    assert len(made) == 3 and all(m[:len(shlex.split(c))] == shlex.split(c) for m, c in zip(made, retrieve[1:])), \
+        (made, retrieve)
+    return share, retrieve[1:]
 
 
 def test_data_dvc_pins_the_generated_dataset(data_dir):
@@ -151,36 +166,48 @@ def test_the_fetch_step_refuses_a_dataset_that_does_not_match_its_pin(tmp_path, 
 
 @pytest.mark.slow
 def test_a_colleague_pulls_shared_results_and_regenerates_reports_without_training(tmp_path, env):
-    remote = tmp_path / "remote"
+    """The guide's two blocks run as written (less `uv run`), the sharer's in its project, the colleague's in a
+    fresh clone: git pushes to a bare repository both share as `origin`, DVC to a remote in a folder."""
+    share, retrieve = guide_blocks()
+    remote, origin = tmp_path / "remote", tmp_path / "origin.git"
     sharer = snapshot_project(tmp_path / "sharer")
     # the sharer's project runs a tiny experiment as its default config
     (sharer / "config" / "config.yaml").write_text(
         yaml.safe_dump({"tracking": {"enabled": False}, "experiments": {"tiny": TINY}}))
     git(sharer, "commit", "-qam", "tiny experiment")
+    git(tmp_path, "init", "-q", "--bare", origin)
+    git(sharer, "remote", "add", "origin", origin)
+    git(sharer, "push", "-q", "-u", "origin", "HEAD")  # `git push` of the guide pushes to its upstream
     sh(sharer, ["dvc", "remote", "add", "--local", "-d", "test", remote], env)  # never the default remote
+    # the guide's `git commit`, as someone whose git knows their name, and never asks for a signature
+    env_git = {**env, "GIT_AUTHOR_NAME": "test", "GIT_AUTHOR_EMAIL": "test@example.com", "GIT_COMMITTER_NAME": "test",
+               "GIT_COMMITTER_EMAIL": "test@example.com", "GIT_CONFIG_COUNT": "1",
+               "GIT_CONFIG_KEY_0": "commit.gpgsign", "GIT_CONFIG_VALUE_0": "false"}
 
     sh(sharer, ["snakemake", "--cores", "2", "results/tiny/summary.csv"], env)  # train and summarise
     stamps = mtimes(sharer / "data", sharer / "results" / "tiny")
-    sh(sharer, ["snakemake", "--cores", "2", "version"], env)
+    version, push, commit = share
+    sh(sharer, version, env)
     assert mtimes(sharer / "data", sharer / "results" / "tiny") == stamps  # nothing to retrain after versioning
     assert "as pinned in data.dvc" in (sharer / "results" / "logs" / "fetch-mnist1d.log").read_text()
     assert "up to date" in sh(sharer, ["dvc", "status"], env).stdout  # data and results as DVC recorded them
     assert git(sharer, "status", "--porcelain").stdout == "?? results/tiny.dvc\n"  # the only file to commit
-    sh(sharer, ["dvc", "push"], env)
+    sh(sharer, push, env)
     assert any(p.is_file() for p in remote.rglob("*"))
-    git(sharer, "add", "results/tiny.dvc")
-    git(sharer, "commit", "-qm", "results of tiny")
+    sh(sharer, commit.replace("<experiment>", "tiny"), env_git)
+    assert git(origin, "log", "-1", "--format=%s", "--name-only").stdout.split() == \
+           ["Results", "of", "tiny", "results/tiny.dvc"]  # committed and pushed
 
     colleague = tmp_path / "colleague"
-    git(tmp_path, "clone", "-q", sharer, colleague)
+    git(tmp_path, "clone", "-q", origin, colleague)
     sh(colleague, ["dvc", "remote", "add", "--local", "-d", "test", remote], env)
-    pull, touch, run = pull_commands()
+    pull, touch, run = retrieve
     sh(colleague, pull, env)
     sh(colleague, touch, env)
     plan = sh(colleague, ["snakemake", "-n"], env).stdout
     assert set(job_counts(plan)) <= {"summary", "report", "all"}, plan  # no training job planned
     done = sh(colleague, run, env)
-    # what ran, from Snakemake's own log of the run (the terminal shows make's quiet view)
+    # what ran, from Snakemake's own log of the run
     log = Path(re.search(r"Complete [Ll]og(?:\(s\))?: (\S+)", done.stdout + done.stderr).group(1)).read_text()
     assert not any(f"rule {rule}:" in log for rule in TRAINING_RULES), log
     assert "localrule summary:" in log and "localrule report:" in log

@@ -24,17 +24,25 @@ def pages():
     return [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
 
 
-def commands(*paths):
-    """Every command of the ```sh blocks of these pages (default: all of them), continuation lines
-    joined, comments dropped."""
-    text = "\n".join(p.read_text() for p in (paths or pages()))
+def blocks(page):
+    """The ```sh blocks of a page, each as its list of commands: continuation lines joined, comments dropped.
+    The guides' tests (test_dvc.py, test_slurm.py, test_tracking_workflow.py) run theirs from here."""
     out = []
-    for block in re.findall(r"^[ \t]*```sh\n(.*?)```", text, re.S | re.M):
-        for line in block.replace("\\\n", " ").splitlines():
-            line = line.split(" #")[0].strip()
-            if line and not line.startswith("#"):
-                out.append(line)
+    for block in re.findall(r"^[ \t]*```sh\n(.*?)```", page.read_text(), re.S | re.M):
+        lines = (line.split(" #")[0].strip() for line in block.replace("\\\n", " ").splitlines())
+        out.append([line for line in lines if line and not line.startswith("#")])
     return out
+
+
+def commands(*paths):
+    """Every command of the ```sh blocks of these pages (default: all of them)."""
+    return [cmd for page in (paths or pages()) for block in blocks(page) for cmd in block]
+
+
+def typed(cmd):
+    """A documented command as the tests run it: without its leading `uv run` (they already run in the locked
+    environment, whose tools lead PATH)."""
+    return cmd.removeprefix("uv run ")
 
 
 def run(cmd, cwd, **env):
@@ -70,7 +78,7 @@ def test_every_command_is_known():
         elif argv[0] == "python":
             assert (ROOT / argv[1]).is_file(), cmd
         else:
-            assert argv[0] in ("snakemake", "papermill", "dvc", "git"), cmd
+            assert argv[0] in ("snakemake", "papermill", "dvc", "git", "mlflow", "pytest"), cmd
 
 
 @pytest.mark.slow

@@ -9,6 +9,7 @@
 import csv
 import os
 import re
+import shlex
 import shutil
 import socket
 import subprocess
@@ -24,6 +25,8 @@ from lth.plan import Job, plan_of
 from lth.plan.layout import TENSORS_FILE, dataset_dir
 
 from conftest import missing_tool
+from test_dvc import snapshot_project
+from test_readme import blocks, typed
 from test_workflow import ENV_BIN, TINY, start_workflow
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -36,6 +39,16 @@ SMALL = {**TINY, "pruning": {**TINY["pruning"], "levels": 1}, "variants": ["tick
 CPU_ONLY_TEST_CLUSTER = ["--set-resources", "dense:gpu=0", "level:gpu=0", "controls:gpu=0", "--slurm-status-command",
                          "squeue",
                          "--slurm-init-seconds-before-status-checks", "5"]
+# The same, as the site settings that docs/guides/slurm.md says a site writes into profiles/slurm/config.yaml
+TEST_CLUSTER_SITE_SETTINGS = """
+# the test cluster's site settings (tests/e2e/test_slurm.py)
+set-resources:
+  dense: {gpu: 0}
+  level: {gpu: 0}
+  controls: {gpu: 0}
+slurm-status-command: squeue
+slurm-init-seconds-before-status-checks: 5
+"""
 
 
 def write_config(workdir, experiments):
@@ -254,6 +267,31 @@ def test_tiny_workflow_on_a_slurm_cluster_equals_a_local_run(slurm_cluster, tmp_
            [{k: v for k, v in row.items() if k not in timing} for row in here]
     densities = "results/tiny/layer_density.csv"
     assert (cluster / densities).read_text() == (local / densities).read_text()
+
+
+@pytest.mark.slow
+def test_the_guides_command_runs_the_default_config_on_a_slurm_cluster(slurm_cluster, tmp_path):
+    """docs/guides/slurm.md's first command as written (less `uv run`), in a copy of the project whose default
+    config is a tiny experiment (one seed, one level, the ticket only: fetch, dense and level are submitted) and
+    whose profile carries the test cluster's site settings where the guide puts them. It makes all of the default
+    target, the report included."""
+    command = typed(blocks(ROOT / "docs" / "guides" / "slurm.md")[0][0])
+    project = snapshot_project(tmp_path / "project")
+    (project / "config" / "config.yaml").write_text(yaml.safe_dump(
+        {"tracking": {"enabled": False}, "experiments": {"tiny": {**SMALL, "seeds": [0], "variants": ["ticket"]}}}))
+    with open(project / "profiles" / "slurm" / "config.yaml", "a") as profile:
+        profile.write(TEST_CLUSTER_SITE_SETTINGS)
+    try:
+        run = subprocess.run(shlex.split(command), cwd=project, env={**os.environ, "PATH": VENV_PATH},
+                             capture_output=True, text=True, timeout=480)
+    except subprocess.TimeoutExpired as exc:
+        pytest.fail(f"{command} did not finish in 480 s\n{(exc.stderr or b'')[-6000:]}")
+    log = run.stdout + run.stderr
+    assert run.returncode == 0, (command, log[-6000:])
+    submitted = re.findall(r"submitted with SLURM jobid \d+ \(log: \S*/rule_(\w+)/", log)
+    assert sorted(submitted) == ["dense", "fetch", "level"], (command, log[-6000:])
+    assert len(read_rows(project / "results" / "tiny" / "summary.csv")) == 2  # dense and level 1's ticket
+    assert (project / "reports" / "tiny.html").stat().st_size > 0
 
 
 @pytest.mark.slow

@@ -2,7 +2,11 @@
 and what a researcher sees of it in the MLflow UI (headless Chromium)."""
 
 import csv
+import json
 import os
+import re
+import shlex
+import signal
 import shutil
 import socket
 import subprocess
@@ -19,9 +23,11 @@ from lth.plan.layout import RunKey
 from lth.store import tracking
 
 from conftest import missing_tool
+from test_readme import blocks, typed
 from test_workflow import TINY, snakemake, write_config
 
 BIN = Path(sys.executable).parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def free_port() -> int:
@@ -137,6 +143,60 @@ def test_workflow_logs_to_the_embedded_store_by_default(tmp_path):
     assert (tmp_path / "mlflow.db").exists()
     assert_store_matches_summary(f"sqlite:///{tmp_path}/mlflow.db", "embedded",
                                  tmp_path / "results" / "embedded" / "summary.csv")
+
+
+def get_json(url, body=None):
+    data = None if body is None else json.dumps(body).encode()
+    request = urllib.request.Request(url, data, {"Content-Type": "application/json"})
+    return json.load(urllib.request.urlopen(request, timeout=30))
+
+
+@pytest.mark.slow
+def test_the_guides_browse_command_serves_the_experiments_runs_at_the_link_it_says_to_open(tmp_path):
+    """docs/guides/mlflow.md's `mlflow ui` command as written (less `uv run`), in the folder where the workflow
+    filled the default store, with `--port <free port>` appended (the guide's 5000 may be taken on this machine:
+    the link is then read on that port): the link that the guide says to open (from mlflow-logged.txt) answers,
+    and the REST API on that port serves the runs of its experiment, tagged as the summary's rows."""
+    command = typed(blocks(ROOT / "docs" / "guides" / "mlflow.md")[0][0])
+    exp = {**TINY, "seeds": [0], "variants": ["ticket"], "pruning": {**TINY["pruning"], "levels": 1}}
+    run = snakemake(tmp_path, "--configfile", write_config(tmp_path, {"browse": exp}))
+    assert run.returncode == 0, run.stdout + run.stderr
+    logged = (tmp_path / "results" / "browse" / "mlflow-logged.txt").read_text()
+    link = re.search(r"http://127\.0\.0\.1:5000/#/experiments/(\d+)/runs\?workflowType=machine_learning\S*", logged)
+    assert link, logged
+    port = free_port()
+    page, exp_id = link.group(0).replace(":5000/", f":{port}/"), link.group(1)
+    api = f"http://127.0.0.1:{port}/api/2.0/mlflow"
+    log = open(tmp_path / "ui.log", "w")
+    ui = subprocess.Popen([*shlex.split(command), "--port", str(port)], cwd=tmp_path, stdout=log,
+                          stderr=subprocess.STDOUT, env={**os.environ, "PATH": f"{BIN}:{os.environ['PATH']}"},
+                          start_new_session=True)
+    try:
+        deadline = time.time() + 300  # a loaded machine: importing mlflow and starting its workers takes a while
+        while True:
+            try:
+                html = urllib.request.urlopen(page, timeout=10).read().decode()  # the #/... part stays in the browser
+                break
+            except OSError:
+                assert ui.poll() is None, (command, (tmp_path / "ui.log").read_text()[-3000:])
+                assert time.time() < deadline, f"{command} did not answer {page} within 300 s"
+                time.sleep(0.5)
+        assert "mlflow" in html.lower()
+        assert get_json(f"{api}/experiments/get?experiment_id={exp_id}")["experiment"]["name"] == "browse"
+        runs = get_json(f"{api}/runs/search", {"experiment_ids": [exp_id], "max_results": 1000})["runs"]
+        tags = [{t["key"]: t["value"] for t in r["data"]["tags"]} for r in runs]
+        rows = list(csv.DictReader(open(tmp_path / "results" / "browse" / "summary.csv")))
+        assert sorted((t["seed"], t["level"], t["variant"]) for t in tags if tracking.GROUP_TAG not in t) == \
+               sorted((r["seed"], r["level"], r["variant"]) for r in rows)
+        assert [r["info"]["run_name"] for r, t in zip(runs, tags) if t.get(tracking.GROUP_TAG) == "seed"] == ["seed0"]
+    finally:
+        os.killpg(ui.pid, signal.SIGTERM)  # the UI and its workers
+        try:
+            ui.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(ui.pid, signal.SIGKILL)
+            ui.wait(timeout=10)
+        log.close()
 
 
 def _lth(*args):
