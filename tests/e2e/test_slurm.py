@@ -302,7 +302,8 @@ def test_a_training_job_preempted_on_the_cluster_is_retried_and_ends_as_an_unint
     from lth.store import artifacts
 
     exp = {**SMALL, "seeds": [0], "variants": ["ticket"],
-           "training": {**SMALL["training"], "iterations": 3000, "eval_every": 100, "checkpoint_every": 100000}}
+           "training": {**SMALL["training"], "iterations": 20000, "eval_every": 500, "checkpoint_every": 100000}}
+    # 20,000 steps: several seconds of training even on an idle machine (3,000 ended in 1 s, before the signal)
     cluster, local = tmp_path / "cluster", tmp_path / "local"
     for workdir in (cluster, local):
         write_config(workdir, {"tiny": exp})
