@@ -42,7 +42,8 @@ def atomic_path(path: str | Path, size: int | None = None):
         os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
     except Exception as exc:
-        if _out_of_space(exc, path.parent):  # libraries (torch.save) hide the errno in their own errors
+        # libraries (torch.save) hide the errno in their own errors; our own errors say what they are
+        if not isinstance(exc, LTHError) and _out_of_space(exc, path.parent):
             raise LTHError(_no_space(path, os.path.getsize(tmp) if os.path.exists(tmp) else 0, size)) from None
         raise
     finally:

@@ -16,8 +16,10 @@ EXIT_STATUS = 75  # EX_TEMPFAIL (sysexits.h): try again later
 _state = {"polling": 0, "signal": None}
 
 
-class Preempted(Exception):
-    """The job was asked to stop by `signal_name`; `where` says what it kept (set by whoever saved)."""
+class Preempted(BaseException):
+    """The job was asked to stop by `signal_name`; `where` says what it kept (set by whoever saved). A
+    BaseException, as KeyboardInterrupt is: an `except Exception` that guards a file read must not take
+    it for a damaged file."""
 
     def __init__(self, signal_name: str, where: str = ""):
         super().__init__(signal_name, where)

@@ -18,6 +18,7 @@ inside these functions; a training job without live tracking never pays it.
 from __future__ import annotations
 
 import os
+import re
 import sys
 import time
 from pathlib import Path
@@ -59,9 +60,10 @@ def refusal(exc: BaseException) -> str | None:
     for any other failure."""
     code = getattr(exc, "get_http_status_code", lambda: None)()
     text = str(exc)
-    for status, words in ((401, ("401", "Unauthorized", "UNAUTHENTICATED")), (403, ("403", "Permission denied",
-                                                                                     "PERMISSION_DENIED"))):
-        if code == status or any(w in text for w in words):
+    for status, words in ((401, ("Unauthorized", "UNAUTHENTICATED")), (403, ("Permission denied",
+                                                                              "PERMISSION_DENIED"))):
+        # the status as a word of its own: a port 4010 or a run id 9403ab is not a refusal
+        if code == status or re.search(rf"\b{status}\b", text) or any(w in text for w in words):
             return f"HTTP {status}"
     return None
 

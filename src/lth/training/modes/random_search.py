@@ -42,7 +42,7 @@ def sample_counts(sizes: Mapping[str, int], keep: int, generator: torch.Generato
     left, open_ = float(rest), [n for n in names if room[n] > 0]
     while left > 1e-9 and open_:
         total = sum(share[n] for n in open_) or float(len(open_))
-        give = {n: left * (share[n] / total if total else 1 / len(open_)) for n in open_}
+        give = {n: left * share[n] / total for n in open_}
         full = [n for n in open_ if alloc[n] + give[n] >= room[n]]
         if not full:
             for n in open_:
@@ -64,7 +64,6 @@ def setup(start, key, plan, names, splits) -> Setup:
     from lth.core.files import write_json
     from lth.core.seeding import derive_seed
     from lth.pruning.scores.random import random_with_counts
-    from lth.training.evaluation import evaluate, task_of
     from lth.training.loop import Segment, train
 
     m = plan.method(key)
@@ -80,13 +79,12 @@ def setup(start, key, plan, names, splits) -> Setup:
         counts = sample_counts(sizes, keep, g, m["min_per_layer"])
         mask = random_with_counts(template, counts, g)
         model = copy.deepcopy(start.model)
-        train(model, mask, splits, training, Segment(start=start.iteration, stop=stop, lr=start.lr,
-                                                    data_seed=start.data_seed, label=f"{key} candidate {i}"))
-        _, accuracy = evaluate(model, splits.x_val, splits.y_val, task_of(splits))
+        trained = train(model, mask, splits, training, Segment(start=start.iteration, stop=stop, lr=start.lr,
+                                                              data_seed=start.data_seed, label=f"{key} candidate {i}"))
+        accuracy = trained["curves"][-1]["val_accuracy"]  # the loop evaluates at its last step
         found.append({"candidate": i, "counts": counts, "val_accuracy": accuracy, "mask": mask})
     best = max(found, key=lambda c: (c["val_accuracy"], -c["candidate"]))
     path = plan.layout.metrics(key).parent / FILE
-    path.parent.mkdir(parents=True, exist_ok=True)
     write_json(path, {"keep": keep, "iterations": stop - start.iteration, "best": best["candidate"],
                       "candidates": [{k: c[k] for k in ("candidate", "counts", "val_accuracy")} for c in found]})
     device = next(start.model.parameters()).device
