@@ -190,22 +190,9 @@ return {text: document.body.innerText, figures: figures, appendix: appendix ? to
 
 @pytest.mark.slow
 def test_the_report_renders_in_headless_chromium_and_shows_the_headline_figures_and_appendix(tiny_run, tmp_path):
-    if not (shutil.which("chromium") and shutil.which("chromedriver")):
-        missing_tool("needs Debian's chromium and chromium-driver (`apt-get install chromium chromium-driver`; "
-                     ".ci/run installs them)")
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = shutil.which("chromium")
     screenshot = tmp_path / "tiny-report.png"
     with tempfile.TemporaryDirectory() as profile:
-        for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
-                     "--disable-component-update", "--disable-sync", f"--user-data-dir={profile}",
-                     "--window-size=1280,1024"):
-            options.add_argument(flag)
-        options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-        driver = webdriver.Chrome(service=Service(shutil.which("chromedriver")), options=options)
+        driver = chromium(1280, profile, height=1024)
         try:
             driver.get((tiny_run / "reports" / "tiny.html").as_uri())
             assert driver.execute_script("return document.readyState") == "complete"
@@ -377,7 +364,8 @@ def sweep_report(tmp_path_factory):
     return out
 
 
-def chromium(width: int, profile: str):
+def chromium(width: int, profile: str, height: int = 1000):
+    """A headless Chromium whose window is `width` x `height` CSS pixels, its browser log kept."""
     if not (shutil.which("chromium") and shutil.which("chromedriver")):
         missing_tool("needs Debian's chromium and chromium-driver (`apt-get install chromium chromium-driver`; "
                      ".ci/run installs them)")
@@ -388,7 +376,7 @@ def chromium(width: int, profile: str):
     options.binary_location = shutil.which("chromium")
     for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", f"--user-data-dir={profile}",
-                 f"--window-size={width},1000"):
+                 f"--window-size={width},{height}"):
         options.add_argument(flag)
     options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     return webdriver.Chrome(service=Service(shutil.which("chromedriver")), options=options)

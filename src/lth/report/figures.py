@@ -60,14 +60,19 @@ def band(ax, x, mean, std, variant: str, label: str, **kw) -> None:
     ax.fill_between(x, mean - std, mean + std, color=line.get_color(), alpha=0.2, linewidth=0)
 
 
-def _per_variant(ax, summary: pd.DataFrame, column: str, scale: float, from_dense: bool = True) -> None:
-    """Dense as a horizontal band, then one line per variant (starting at dense's 100% if `from_dense`)."""
-    stats = by_level(summary, column)
+def dense_band(ax, stats: pd.DataFrame, scale: float, alpha: float = 0.12) -> None:
+    """Dense (level 0 of `stats`, lth.report.stats.by_level) as a dashed line at its mean in a band of ± std."""
     for dense in stats[stats["level"] == 0].itertuples():
         ax.axhline(scale * dense.mean, color=COLOURS[DENSE], linestyle="--", linewidth=1,
                    label=f"{DENSE} (mean ± std)")
         ax.axhspan(scale * (dense.mean - dense.std), scale * (dense.mean + dense.std),
-                   color=COLOURS[DENSE], alpha=0.12, linewidth=0)
+                   color=COLOURS[DENSE], alpha=alpha, linewidth=0)
+
+
+def _per_variant(ax, summary: pd.DataFrame, column: str, scale: float, from_dense: bool = True) -> None:
+    """Dense as a horizontal band, then one line per variant (starting at dense's 100% if `from_dense`)."""
+    stats = by_level(summary, column)
+    dense_band(ax, stats, scale)
     for v in variants(summary):
         rows = stats[(stats["variant"] == v) | (from_dense & (stats["level"] == 0))]
         rows = rows.sort_values("weights_remaining", ascending=False, kind="stable")  # a sweep's levels too

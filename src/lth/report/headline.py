@@ -38,7 +38,7 @@ from lth.report.stats import (
     points,
     pruned_levels,
     seed_values,
-    split_variant,
+    sweep_methods,
     t_factor,
     variants,
     versus,
@@ -152,25 +152,26 @@ def per_seed_differences(summary: pd.DataFrame, variant: str, levels: list[int])
     return pd.DataFrame({lv: seed_values(summary, variant, lv) - dense for lv in levels})
 
 
-def averaged(diffs: pd.DataFrame, levels: list[int], i: int, width: int) -> Estimate:
-    """The estimate at `levels[i]` of the centred moving average over `width` densities: each seed's
-    mean difference over the window (the densities it has), then the t-interval over seeds."""
-    h = width // 2
-    cols = levels[max(0, i - h): i + h + 1]
-    return estimate(diffs[cols].mean(axis=1, skipna=True).dropna().to_numpy())
+def moving_averages(summary: pd.DataFrame, variant: str, levels: list[int],
+                    kind: str) -> dict[int, tuple[Estimate, tuple[float, float]]]:
+    """Per level of `levels`: the centred moving average of `variant` minus dense over `window`
+    densities (each seed's mean difference over the window, the densities it has, then the t-interval
+    over seeds) and the weights remaining at the window's two ends."""
+    diffs, h = per_seed_differences(summary, variant, levels), window(len(levels), kind) // 2
+    w = summary[summary["variant"] == variant].groupby("level")["weights_remaining"].mean()
+    out = {}
+    for i, level in enumerate(levels):
+        cols = levels[max(0, i - h): i + h + 1]
+        out[level] = estimate(diffs[cols].mean(axis=1, skipna=True).dropna().to_numpy()), (w[cols[0]], w[cols[-1]])
+    return out
 
 
 def smoothed_differences(summary: pd.DataFrame, variant: str, kind: str = "imp") -> pd.DataFrame:
     """`variant` minus dense at each of its densities as the sweep's rule sees it (`window`): the
     moving average's mean and interval; the columns of lth.report.stats.differences."""
-    levels = _levels(summary, variant, kind)
-    diffs, width = per_seed_differences(summary, variant, levels), window(len(levels), kind)
     w = summary[summary["variant"] == variant].groupby("level")["weights_remaining"].mean()
-    rows = []
-    for i, level in enumerate(levels):
-        e = averaged(diffs, levels, i, width)
-        rows.append({"level": level, "weights_remaining": w[level], "n": e.n, "mean": e.mean, "lo": e.lo,
-                     "hi": e.hi})
+    rows = [{"level": level, "weights_remaining": w[level], "n": e.n, "mean": e.mean, "lo": e.lo, "hi": e.hi}
+            for level, (e, _) in moving_averages(summary, variant, _levels(summary, variant, kind), kind).items()]
     return pd.DataFrame(rows, columns=["level", "weights_remaining", "n", "mean", "lo", "hi"])
 
 
@@ -191,9 +192,7 @@ def headline(summary: pd.DataFrame, margin: float = MARGIN, kind: str = "imp",
     above, and against its stronger control where the headline's numbers are taken. None if nothing
     was pruned. `kind`: the experiment's (a one-shot sweep's levels are walked in the order of
     density, averaged when there are many); `variant`: another method's headline."""
-    present = variants(summary)
-    if levels_are_densities(kind):
-        present = [v for v in present if not split_variant(v)[1]]
+    present = sweep_methods(summary) if levels_are_densities(kind) else variants(summary)
     if variant is None:
         variant = next((v for v in CHAIN_HEADS if v in present), present[0] if present else None)
     if variant is None:
@@ -201,16 +200,13 @@ def headline(summary: pd.DataFrame, margin: float = MARGIN, kind: str = "imp",
     stats = by_level(summary)
     dense = stats[stats["level"] == 0].iloc[0]
     levels = _levels(summary, variant, kind)
-    width = window(len(levels), kind)
-    diffs = per_seed_differences(summary, variant, levels) if width > 1 else None
-    w = summary[summary["variant"] == variant].groupby("level")["weights_remaining"].mean()
+    smoothed = moving_averages(summary, variant, levels, kind) if window(len(levels), kind) > 1 else {}
     steps = []
-    for i, level in enumerate(levels):  # IMP: a level without the variant's runs stops the walk
+    for level in levels:  # IMP: a level without the variant's runs stops the walk
         step = _step(summary, variant, level, margin)
-        if diffs is not None:
-            e = averaged(diffs, levels, i, width)
-            ends = levels[max(0, i - width // 2): i + width // 2 + 1]
-            step = Step(level, step.weights_remaining, e, passes(e, margin), (w[ends[0]], w[ends[-1]]), step.vs_dense)
+        if level in smoothed:
+            e, span = smoothed[level]
+            step = Step(level, step.weights_remaining, e, passes(e, margin), span, step.vs_dense)
         steps.append(step)
         if not step.passed:
             break
@@ -390,7 +386,7 @@ def match_table(summary: pd.DataFrame, head: Headline | None) -> pd.DataFrame:
     walk ended. Empty for IMP and for a one-method sweep (the headline says it)."""
     if head is None or not head.sweep:
         return pd.DataFrame()
-    names = [v for v in variants(summary) if not split_variant(v)[1]]
+    names = sweep_methods(summary)
     if len(names) < 2:
         return pd.DataFrame()
     rows = []

@@ -27,13 +27,14 @@ from matplotlib.patches import Patch
 
 from lth.plan.variants import DENSE
 from lth.report import panels
-from lth.report.figures import band, legend_outside, weights_axis
+from lth.report.figures import band, dense_band, legend_outside, weights_axis
 from lth.report.stats import COLOURS, SWEEP_CONTROLS, by_level, levels_are_densities, split_variant, wr
 
 CONTROL_STYLES = {"shuffle": ("--", "s"), "reinit": (":", "^")}
 CONTROL_WORDS = {"shuffle": "mask shuffled within each layer", "reinit": "mask on a fresh initialisation"}
 # tab10 without its grey, which dense's band already is: nine colours no two alike
-PALETTE = [c for i, c in enumerate(colormaps["tab10"].colors) if i != 7]
+PALETTE = [c for i, c in enumerate(colormaps["tab10"].colors) if i != 7]  # grey is dense's
+assert len(PALETTE) == panels.MAX_LINES  # one distinct colour per line of an axes
 WEIGHTS = "weights remaining (%)"
 
 
@@ -62,7 +63,7 @@ def has_controls(summary: pd.DataFrame) -> bool:
 
 def colours(names: list[str]) -> dict[str, tuple]:
     """A colour per method, distinct within each group of lines that shares an axes (panels.split)."""
-    return {m: PALETTE[j % len(PALETTE)] for group in panels.split(names, len(PALETTE)) for j, m in enumerate(group)}
+    return {m: PALETTE[j] for group in panels.split(names) for j, m in enumerate(group)}
 
 
 def methods_table(summary: pd.DataFrame) -> pd.DataFrame:
@@ -92,10 +93,6 @@ def _limits(stats: pd.DataFrame, scale: float) -> tuple[tuple[float, float], tup
     return (100 * stats["weights_remaining"].min(), 100.0), (lo - pad, hi + pad)
 
 
-def _dense(ax, stats: pd.DataFrame, scale: float) -> None:
-    for d in stats[stats["level"] == 0].itertuples():
-        ax.axhspan(scale * (d.mean - d.std), scale * (d.mean + d.std), color=COLOURS[DENSE], alpha=0.15, linewidth=0)
-        ax.axhline(scale * d.mean, color=COLOURS[DENSE], linestyle="--", linewidth=1, label=f"{DENSE} (mean ± std)")
 
 
 def _line(ax, stats: pd.DataFrame, variant: str, scale: float, with_band: bool = True, **kw) -> None:
@@ -116,7 +113,7 @@ def plot_overview(summary: pd.DataFrame, column: str = "test_accuracy", scale: f
     panels.MAX_STACKED axes to a figure (more: further figures). The legend is outside each axes."""
     stats = by_level(summary, column)
     names = list(families(summary))
-    groups = panels.split(names, len(PALETTE))
+    groups = panels.split(names)
     colour = colours(names)
     (xlo, xhi), ylim = _limits(stats[stats["variant"].isin(names) | (stats["level"] == 0)], scale)
     seeds = summary["seed"].nunique()
@@ -124,7 +121,7 @@ def plot_overview(summary: pd.DataFrame, column: str = "test_accuracy", scale: f
         fig = Figure(figsize=(panels.PAGE_WIDTH * 0.85, 3.9 * len(page) + 0.3), layout="constrained")
         axes = fig.subplots(len(page), 1, squeeze=False)[:, 0]
         for ax, g in zip(axes, page):
-            _dense(ax, stats, scale)
+            dense_band(ax, stats, scale, alpha=0.15)
             for m in groups[g]:
                 _line(ax, stats, m, scale, color=colour[m])
             if published is not None:
@@ -156,10 +153,10 @@ def plot_methods(summary: pd.DataFrame, column: str = "test_accuracy", scale: fl
     present = [c for c in SWEEP_CONTROLS if any(f"{m}-{c}" in vs for m, vs in fam.items())]
     for page in g.pages:
         fig = Figure(figsize=g.size(len(page)), layout="constrained")
-        axes = fig.subplots(-(-len(page) // g.cols), g.cols, squeeze=False, sharex=True, sharey=True).ravel()
+        axes = fig.subplots(g.rows(len(page)), g.cols, squeeze=False, sharex=True, sharey=True).ravel()
         for ax, i in zip(axes, page):
             m = names[i]
-            _dense(ax, stats, scale)
+            dense_band(ax, stats, scale, alpha=0.15)
             _line(ax, stats, m, scale, color=colour[m], linewidth=1.8)
             for v in fam[m][1:]:
                 style, marker = CONTROL_STYLES[split_variant(v)[1]]
@@ -200,10 +197,10 @@ def overview_caption(summary: pd.DataFrame, what: str = "Figure 1. Test accuracy
                      page: int = 1, pages: int = 1, published: pd.DataFrame | None = None) -> str:
     fam = families(summary)
     n = summary["seed"].nunique()
-    groups = panels.split(list(fam), len(PALETTE))
-    note = (f" The {len(fam)} methods are drawn {len(PALETTE)} or fewer to an axes ({len(groups)} axes, the "
+    groups = panels.split(list(fam))
+    note = (f" The {len(fam)} methods are drawn {panels.MAX_LINES} or fewer to an axes ({len(groups)} axes, the "
              f"same limits)" + (f"; figure {page} of {pages}." if pages > 1 else ".")) if len(groups) > 1 else ""
-    controls = any(len(vs) > 1 for vs in fam.values())
+    controls = has_controls(summary)
     text = (f"{what} vs. weights remaining, each pruning method of the sweep alone, one colour each "
             f"(mean ± std over {n} seed(s)); grey band: dense.{note}"
             + (" Each method beside its controls: Figure M." if controls and len(fam) > 1 else ""))

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from lth.core.errors import LTHError
-from lth.report import interactive
+from lth.report.interactive import table_html
 from lth.report.figures import save_figure
 from lth.report.panels import page_names
 
@@ -46,11 +46,6 @@ def code_html(text: str, name: str) -> str:
     the exported page is not."""
     return (f'<pre id="code-{name}" class="lth-code" style="font-family: monospace; font-size: 0.85em; '
             f'background: #f6f6f6; padding: 0.6em; overflow-x: auto">{html.escape(text)}</pre>')
-
-
-def table_html(table: pd.DataFrame, name: str) -> str:
-    """A table the reader can sort and search, in its own scroll container (lth.report.interactive)."""
-    return interactive.table_html(table, name)
 
 
 def show_figure(fig: Figure, name: str, caption: str, outdir: str | Path | None = None, experiment: str = "") -> None:

@@ -55,10 +55,15 @@ def split_variant(variant: str) -> tuple[str, str]:
 def controls_of(summary: pd.DataFrame, variant: str, kind: str = "imp") -> list[str]:
     """The controls of `variant` present in the results: a sweep method's own (`<method>-shuffle`,
     `<method>-reinit`), IMP's ticket's (random_prune, reinit); none for anything else."""
-    present = variants(summary)
     if levels_are_densities(kind):
+        present = variants(summary)
         return [f"{variant}-{c}" for c in SWEEP_CONTROLS if f"{variant}-{c}" in present]
-    return [c for c in CONTROLS if c in present] if variant == "ticket" else []
+    return controls(summary) if variant == "ticket" else []
+
+
+def sweep_methods(summary: pd.DataFrame) -> list[str]:
+    """A sweep's methods present, in `variants` order: its variants less their controls."""
+    return [v for v in variants(summary) if not split_variant(v)[1]]
 
 
 def variants(summary: pd.DataFrame) -> list[str]:
