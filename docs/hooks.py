@@ -6,78 +6,87 @@
 - reference/cli.md: every `lth` subcommand's help, from its argparse parser;
 - reference/api/<package>.md: mkdocstrings directives for each package of src/lth and its modules.
 
-A package without its API page fails the build (the page is not in the nav: --strict), and a
-module that mkdocstrings cannot load fails it too.
+The API pages are those the nav lists (mkdocs.yml); a package of src/lth the nav leaves out fails the
+build, and so does a module that mkdocstrings cannot load.
 """
 
 from __future__ import annotations
 
+import ast
 import pkgutil
+import re
 from pathlib import Path
 
 from mkdocs.structure.files import File
 
 ROOT = Path(__file__).resolve().parents[1]
-PACKAGES = ("core", "plan", "data", "models", "pruning", "store", "training", "jobs", "analyses", "report", "cli")
+LTH = ROOT / "src" / "lth"
+
+
+def api_packages(nav) -> list[str]:
+    """The packages whose API pages the nav lists (reference/api/<package>.md), in its order."""
+    if isinstance(nav, dict):
+        return [p for item in nav.values() for p in api_packages(item)]
+    if isinstance(nav, list):
+        return [p for item in nav for p in api_packages(item)]
+    found = re.fullmatch(r"reference/api/(\w+)\.md", str(nav))
+    return [found.group(1)] if found and found.group(1) != "index" else []
 
 
 def api_page(package: str) -> str:
     """The package's docstring, then each of its modules (subpackages' modules included)."""
-    import lth
-
-    base = Path(lth.__file__).parent / package
     lines = [f"# lth.{package}", "", f"::: lth.{package}", "    options:", "      members: false",
              "      show_root_heading: false", ""]
-    for module in sorted(pkgutil.walk_packages([str(base)], prefix=f"lth.{package}."), key=lambda m: m.name):
+    for module in sorted(pkgutil.walk_packages([str(LTH / package)], prefix=f"lth.{package}."), key=lambda m: m.name):
         if module.name.rsplit(".", 1)[-1] != "__main__":
             lines += [f"::: {module.name}", ""]
     return "\n".join(lines)
 
 
-def api_index() -> str:
-    rows = "\n".join(f"| [`lth.{p}`]({p}.md) | {first_line(p)} |" for p in PACKAGES)
+def first_paragraph(package: str) -> str:
+    """The first paragraph of a package's docstring, read without importing it."""
+    doc = ast.get_docstring(ast.parse((LTH / package / "__init__.py").read_text())) or ""
+    return doc.split("\n\n")[0].replace("\n", " ")
+
+
+def api_index(packages: list[str]) -> str:
+    rows = "\n".join(f"| [`lth.{p}`]({p}.md) | {first_paragraph(p)} |" for p in packages)
     return ("# API reference\n\nOne page per package, in the order of the pipeline; each package imports only "
             "those above it (`tests/test_architecture.py` keeps that). Written from the docstrings.\n\n"
             f"| package | what it holds |\n| --- | --- |\n{rows}\n")
 
 
-def first_line(package: str) -> str:
-    import importlib
-
-    doc = importlib.import_module(f"lth.{package}").__doc__ or ""
-    return doc.strip().split("\n\n")[0].replace("\n", " ")
-
-
 def cli_page() -> str:
     """`lth --help` and each subcommand's help, as the terminal prints them."""
-    import argparse
-
-    from lth.cli.parser import parser
+    from lth.cli.parser import parser, subcommands
 
     top = parser()
     out = ["# Command line", "", "`lth` is the command the workflow's rules run; every stage can be run by hand too.",
            "", "```text", top.format_help().rstrip(), "```", ""]
-    sub = next(a for a in top._actions if isinstance(a, argparse._SubParsersAction))
-    for name, p in sub.choices.items():
+    for name, p in subcommands(top).items():
         out += [f"## lth {name}", "", "```text", p.format_help().rstrip(), "```", ""]
     return "\n".join(out)
 
 
-def generated() -> dict[str, str]:
+def generated(packages: list[str]) -> dict[str, str]:
     from lth.plan import config_doc, preset_doc
 
     pages = {"reference/configuration.md": config_doc.markdown(),
              "presets.md": preset_doc.markdown(ROOT / "config" / "presets"),
              "reference/cli.md": cli_page(),
-             "reference/api/index.md": api_index()}
-    pages.update({f"reference/api/{p}.md": api_page(p) for p in PACKAGES})
+             "reference/api/index.md": api_index(packages)}
+    pages.update({f"reference/api/{p}.md": api_page(p) for p in packages})
     return pages
 
 
 def on_files(files, config):
-    for uri, text in generated().items():
-        old = files.get_file_from_path(uri)
-        if old is not None:
+    packages = api_packages(config["nav"])
+    missing = sorted(p.name for p in LTH.iterdir() if (p / "__init__.py").is_file() and p.name not in packages)
+    if missing:
+        raise SystemExit(f"mkdocs.yml: the nav has no API page for {', '.join(f'lth.{m}' for m in missing)}: add "
+                         f"reference/api/<package>.md under Reference > API")
+    for uri, text in generated(packages).items():
+        if files.get_file_from_path(uri) is not None:
             raise SystemExit(f"docs/{uri} is generated by docs/hooks.py: delete the typed copy")
         files.append(File.generated(config, uri, content=text))
     return files

@@ -1,9 +1,12 @@
 """Shared fixtures: a real MNIST-1D dataset generated once per session, tiny settings, and the
-independent reference of paired intervals, and a synthetic sweep's results folder."""
+independent reference of paired intervals, and a synthetic sweep's results folder; a copy of the project,
+and the commands of a page's shell blocks as the tests run them."""
 
 import copy
 import json
 import os
+import shutil
+import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -86,6 +89,34 @@ def paired_interval(ticket: list[float], other: list[float]) -> tuple[float, flo
     if len(d) < 2:
         return d.mean(), np.nan, np.nan
     return (d.mean(), *stats.t.interval(0.95, len(d) - 1, loc=d.mean(), scale=stats.sem(d)))
+
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def copy_project(dest: Path) -> Path:
+    """The project as a commit of its working tree would hold it, copied to `dest`: tracked files and
+    untracked ones git does not ignore (in CI, a clean clone: exactly the committed files)."""
+    listed = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], cwd=ROOT,
+                            capture_output=True, text=True, check=True).stdout.split("\0")
+    for rel in filter(None, listed):
+        src = ROOT / rel
+        if src.exists() or src.is_symlink():  # a tracked file deleted in the working tree is left out
+            (dest / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, dest / rel, follow_symlinks=False)
+    return dest
+
+
+def sh_lines(block: str) -> list[str]:
+    """The commands of a ```sh block: continuation lines joined, comments dropped."""
+    lines = (line.split(" #")[0].strip() for line in block.replace("\\\n", " ").splitlines())
+    return [line for line in lines if line and not line.startswith("#")]
+
+
+def typed(cmd: str) -> str:
+    """A documented command as the tests run it: without its leading `uv run` (they already run in the
+    locked environment, whose tools lead PATH)."""
+    return cmd.removeprefix("uv run ")
 
 
 def missing_tool(reason: str):

@@ -7,7 +7,7 @@ Each guide's fenced blocks say what to do with them:
     ```sh```                                        commands, one a line, run in order (`uv run `
                                                     dropped: the tests run in the project's environment)
     ```text```                                      output shown to the reader: not run
-A test copies the project to a temporary folder (never results, data or the environment), applies one
+A test copies the project to a temporary folder (conftest.copy_project: what a commit would hold), applies one
 guide's blocks there, runs its commands with the copy's src first on PYTHONPATH and this interpreter's
 folder first on PATH, runs tests/test_architecture.py on the copy, regenerates the configuration reference
 and runs its test there (the new part and its keys documented), and checks that the part it adds took
@@ -23,18 +23,17 @@ import math
 import os
 import re
 import shlex
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
+from conftest import copy_project, sh_lines, typed
+
 ROOT = Path(__file__).resolve().parents[2]
 GUIDES = ROOT / "docs" / "extend"
 PAGES = ["score", "model", "dataset", "training-mode", "analysis", "experiment-kind"]
-COPIED = ["src", "workflow", "Snakefile", "config", "notebooks", "profiles", "pyproject.toml", "data.dvc",
-          "tests/conftest.py", "tests/test_architecture.py", "tests/plan/test_config_doc.py"]
 FENCE = re.compile(r"^```(?P<lang>[\w-]*)(?P<attrs>[^\n]*)\n(?P<body>.*?)^```[ \t]*$", re.M | re.S)
 TITLE = re.compile(r'^\s*title="(?P<title>[^"]*)"\s*$')
 PATH = r"[A-Za-z0-9_][A-Za-z0-9_./-]*"
@@ -82,24 +81,13 @@ def test_every_block_is_of_a_known_kind(page):
             compile(body, title or page, "exec")  # a syntax error fails here, before any run
 
 
-def copy_project(dest: Path) -> Path:
-    for name in COPIED:
-        src, out = ROOT / name, dest / name
-        out.parent.mkdir(parents=True, exist_ok=True)
-        if src.is_dir():
-            shutil.copytree(src, out, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
-        else:
-            shutil.copy2(src, out)
-    return dest
-
-
 def apply(page: str, project: Path) -> list[str]:
     """Write and append the guide's files in `project`; return its commands."""
     commands = []
     for lang, title, body in blocks(page):
         what = kind(lang, title)
         if what == "sh":
-            commands += [line for line in body.splitlines() if line.strip() and not line.lstrip().startswith("#")]
+            commands += sh_lines(body)
         elif what == "new":
             path = project / title
             assert not path.exists(), f"{page}.md: {title} is written as a new file but the project has it"
@@ -124,9 +112,7 @@ def run_guide(page: str, project: Path) -> None:
            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
     env.pop("MLFLOW_TRACKING_URI", None)
     for line in commands:
-        args = shlex.split(line)
-        if args[:2] == ["uv", "run"]:
-            args = args[2:]
+        args = shlex.split(typed(line))
         if args[0] == "pytest":  # the copy's tests, without a cache folder in it
             args += ["-p", "no:cacheprovider"]
         done = subprocess.run(args, cwd=project, env=env, capture_output=True, text=True, timeout=900)

@@ -18,7 +18,8 @@ import yaml
 
 from lth.data import pins
 
-from test_readme import blocks, typed
+from conftest import copy_project, typed
+from test_readme import blocks
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
@@ -58,14 +59,8 @@ def git(cwd, *args, env=None):
 
 
 def snapshot_project(dest: Path) -> Path:
-    """A git repository holding the project as a commit of ROOT's working tree would: tracked files and
-    untracked ones git does not ignore (in CI, a clean clone: exactly the committed files)."""
-    listed = git(ROOT, "ls-files", "-z", "--cached", "--others", "--exclude-standard").stdout.split("\0")
-    for rel in filter(None, listed):
-        src = ROOT / rel
-        if src.exists() or src.is_symlink():  # a tracked file deleted in the working tree is left out
-            (dest / rel).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(src, dest / rel, follow_symlinks=False)
+    """A git repository holding the project as a commit of ROOT's working tree would (conftest.copy_project)."""
+    copy_project(dest)
     git(dest, "init", "-q")
     git(dest, "add", "-A")
     git(dest, "commit", "-qm", "project")

@@ -5,7 +5,6 @@ experiment); the rest are checked to exist."""
 import os
 import re
 import shlex
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -13,7 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import tiny
+from conftest import copy_project, sh_lines, tiny, typed
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
@@ -25,13 +24,9 @@ def pages():
 
 
 def blocks(page):
-    """The ```sh blocks of a page, each as its list of commands: continuation lines joined, comments dropped.
-    The guides' tests (test_dvc.py, test_slurm.py, test_tracking_workflow.py) run theirs from here."""
-    out = []
-    for block in re.findall(r"^[ \t]*```sh\n(.*?)```", page.read_text(), re.S | re.M):
-        lines = (line.split(" #")[0].strip() for line in block.replace("\\\n", " ").splitlines())
-        out.append([line for line in lines if line and not line.startswith("#")])
-    return out
+    """The ```sh blocks of a page, each as its list of commands (conftest.sh_lines). The guides' tests
+    (test_dvc.py, test_slurm.py, test_tracking_workflow.py) run theirs from here."""
+    return [sh_lines(block) for block in re.findall(r"^[ \t]*```sh\n(.*?)```", page.read_text(), re.S | re.M)]
 
 
 def commands(*paths):
@@ -39,17 +34,9 @@ def commands(*paths):
     return [cmd for page in (paths or pages()) for block in blocks(page) for cmd in block]
 
 
-def typed(cmd):
-    """A documented command as the tests run it: without its leading `uv run` (they already run in the locked
-    environment, whose tools lead PATH)."""
-    return cmd.removeprefix("uv run ")
-
-
 def run(cmd, cwd, **env):
     """A README command without its `uv run` (the tests already run in the locked environment)."""
-    argv = shlex.split(cmd)
-    if argv[:2] == ["uv", "run"]:
-        argv = argv[2:]
+    argv = shlex.split(typed(cmd))
     full_env = {**os.environ, "PATH": f"{BIN}:{os.environ['PATH']}", "DVC_NO_ANALYTICS": "1", **env}
     return subprocess.run(argv, cwd=cwd, capture_output=True, text=True, timeout=900, env=full_env)
 
@@ -100,8 +87,7 @@ def test_the_by_hand_block_runs_as_written(tmp_path):
 def test_the_workflow_and_report_blocks_run_as_written(tmp_path):
     """The snakemake commands (as dry runs where they would train a preset) and the papermill one."""
     project = tmp_path / "project"
-    shutil.copytree(ROOT, project, ignore=shutil.ignore_patterns(".venv", ".git", "results", "data", "reports",
-                                                                 ".snakemake", "mlflow.db", "mlartifacts"))
+    copy_project(project)
     (project / "config" / "config.yaml").write_text(
         yaml.safe_dump({"tracking": {"enabled": False}, "experiments": {"mnist1d_mlp": tiny({"seeds": [0]})}}))
     # the extension guides' commands need the files their pages add: tests/docs/test_extend_guides.py runs them

@@ -24,9 +24,9 @@ import yaml
 from lth.plan import Job, plan_of
 from lth.plan.layout import TENSORS_FILE, dataset_dir
 
-from conftest import missing_tool
+from conftest import missing_tool, typed
 from test_dvc import snapshot_project
-from test_readme import blocks, typed
+from test_readme import blocks
 from test_workflow import ENV_BIN, TINY, start_workflow
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -22,8 +22,8 @@ from lth.plan import Plan
 from lth.plan.layout import RunKey
 from lth.store import tracking
 
-from conftest import missing_tool
-from test_readme import blocks, typed
+from conftest import missing_tool, typed
+from test_readme import blocks
 from test_workflow import TINY, snakemake, write_config
 
 BIN = Path(sys.executable).parent

@@ -65,11 +65,3 @@ experiments:
     assert preset_doc.plain("x[-1] at <iteration>, `a[0]`") == "x\\[-1\\] at &lt;iteration>, `a[0]`"
     assert "uv run snakemake --cores all --configfile config/presets/tiny.yaml" in page
 
-
-def test_the_page_imports_no_torch():
-    import ast
-
-    tree = ast.parse(Path(preset_doc.__file__).read_text())
-    names = {a.name.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
-    names |= {(n.module or "").split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
-    assert names <= {"__future__", "re", "pathlib", "typing", "yaml", "lth"}, names

@@ -7,7 +7,6 @@ The top of the package: it may import everything.
 
 from __future__ import annotations
 
-import argparse
 import signal
 import sys
 
@@ -16,12 +15,12 @@ from lth.core.errors import LTHError
 
 
 def main(argv: list[str] | None = None) -> int:
-    from lth.cli.parser import parser
+    from lth.cli.parser import parser, subcommands
 
     p = parser()
     args, unknown = p.parse_known_args(argv)
     if unknown:  # name the subcommand's usage, not the top level's
-        sub = next(a for a in p._actions if isinstance(a, argparse._SubParsersAction)).choices[args.command]
+        sub = subcommands(p)[args.command]
         sub.error(f"unrecognized arguments: {' '.join(unknown)}")
     handlers = {sig: signal.getsignal(sig) for sig in preemption.SIGNALS}  # a command may install its own
     try:

@@ -30,6 +30,11 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
+def subcommands(p: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
+    """Each subcommand's own parser, by name."""
+    return next(a for a in p._actions if isinstance(a, argparse._SubParsersAction)).choices
+
+
 def run_args(sp, by_hand: bool = True) -> None:
     """The options of a command that trains: by hand (a settings file, one seed) or a planned job."""
     if by_hand:

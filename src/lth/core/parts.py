@@ -417,7 +417,7 @@ ANALYSES.add("hessian", "lth.analyses.hessian:compute",
         "dtype": {"enum": ["float32", "float64"], "default": "float64",
                   "description": "arithmetic of the Hessian-vector products"}},
     "description": "the settings of the `hessian` analysis (`lth.analyses.hessian`; Sagun et al. 2016, 2017; the "
-                   "estimates of PyHessian, from Hessian-vector products):"}})
+                   "estimates of PyHessian, from Hessian-vector products)"}})
 ANALYSES.add("pq_index", "lth.analyses.pq_index:compute",
              about="the PQ Index of every run's kept weights, all and per layer",
              check="lth.analyses.pq_index:check", keys={"pq_index": {

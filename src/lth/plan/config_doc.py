@@ -22,6 +22,7 @@ import yaml
 from lth.core import parts
 from lth.plan import schema as experiment_schema
 from lth.plan import variants
+from lth.plan.markdown_text import cell
 
 TOP_SCHEMA = Path(__file__).resolve().parents[3] / "workflow" / "schemas" / "config.schema.yaml"
 
@@ -40,7 +41,7 @@ PART_KEYS = {"dataset.name": "datasets", "model.name": "models", "pruning.score"
              "pruning.strategy": "pruning-strategies", "kind": "experiment-kinds", "analyses": "analyses",
              "oneshot.methods.<name>.score": "pruning-scores", "oneshot.methods.<name>.train": "training-modes",
              "variants": "variants", "transfer.variants": "transfer-variants"}
-SECTIONS_ELSEWHERE = ("reference", "oneshot.methods.<name>", "transfer.targets.<name>")
+SECTIONS_ELSEWHERE = ("reference", "oneshot.methods.<name>")
 
 
 @dataclass(frozen=True)
@@ -54,7 +55,7 @@ class Row:
 def fmt(value: Any) -> str:
     """A default as YAML writes it in a flow (one line)."""
     text = yaml.safe_dump(value, default_flow_style=True, width=10_000).strip()
-    return text.removesuffix("\n...").removesuffix("...").strip()
+    return text.removesuffix("\n...")
 
 
 def accepts(s: Mapping[str, Any]) -> str:
@@ -81,20 +82,11 @@ def accepts(s: Mapping[str, Any]) -> str:
 
 
 def meaning(key: str, s: Mapping[str, Any]) -> str:
-    text = " ".join(str(s.get("description", "")).split())
+    text = cell(s.get("description", ""))
     if text[:2].istitle():  # "Seed of ..." -> "seed of ..."; "MLflow ..." stays
         text = text[0].lower() + text[1:]
     listed = PART_KEYS.get(key)
-    if listed:
-        text += f" ([{listed.replace('-', ' ')}](#{listed}))"
-    return prose(text)
-
-
-def prose(text: str) -> str:
-    """Text for a table cell: `|` escaped, and `<` `>` outside code spans as entities (else a renderer
-    takes `<experiment>` for a tag and drops it)."""
-    spans = text.replace("|", "\\|").split("`")
-    return "`".join(s if i % 2 else s.replace("<", "&lt;").replace(">", "&gt;") for i, s in enumerate(spans))
+    return text + (f" ([{listed.replace('-', ' ')}](#{listed}))" if listed else "")
 
 
 def rows(props: Mapping[str, Any], prefix: str = "", required: tuple[str, ...] = ()) -> Iterator[Row]:
@@ -112,44 +104,39 @@ def rows(props: Mapping[str, Any], prefix: str = "", required: tuple[str, ...] =
             yield from rows(entry["properties"], f"{full}.<name>.", tuple(entry.get("required", ())))
 
 
-def tables() -> dict[str, list[Row]]:
-    """The sections of the page: title -> rows."""
+def tables() -> list[tuple[str, str, list[Row]]]:
+    """The sections of the page: title, the paragraph before its table, its rows."""
     top = yaml.safe_load(TOP_SCHEMA.read_text())
-    top_props = dict(top["properties"])
-    top_props.pop("experiments")
     exp = experiment_schema.schema()
     props = exp["properties"]
     reference = props["reference"]
     claim = reference["properties"]["claims"]["items"]
     protocol = reference["properties"]["protocol"]["items"]
     method = props["oneshot"]["properties"]["methods"]["additionalProperties"]
-    ref_props = {k: v for k, v in reference["properties"].items()}
-    return {
-        "Top level": [*rows(top_props, required=tuple(top.get("required", ()))),
-                      Row("experiments", "(required)", "mapping of name to experiment",
-                          "experiment name (letters, digits, `.`, `_`, `-`) -> its settings, below")],
-        "One experiment": [*rows(props), Row("transfer.targets.<name>.dataset", "(required)", "mapping",
-                                             "the target's dataset, with the keys of `dataset` above")],
-        "The paper reproduced (`reference`)": list(rows(ref_props, "reference.")),
-        "A protocol entry (`reference.protocol[i]`)": list(rows(protocol["properties"], "",
-                                                                tuple(protocol.get("required", ())))),
-        "A claim (`reference.claims[i]`)": list(rows(claim["properties"], "", tuple(claim.get("required", ())))),
-        "A one-shot method (`oneshot.methods.<name>`)": list(rows(method["properties"])),
-    }
+    return [
+        ("Top level", "", list(rows(top["properties"], required=tuple(top.get("required", ()))))),
+        ("One experiment", "", list(rows(props))),
+        ("The paper reproduced (`reference`)", INTROS["reference"], list(rows(reference["properties"], "reference."))),
+        ("A protocol entry (`reference.protocol[i]`)", "",
+         list(rows(protocol["properties"], "", tuple(protocol.get("required", ()))))),
+        ("A claim (`reference.claims[i]`)", INTROS["claim"],
+         list(rows(claim["properties"], "", tuple(claim.get("required", ()))))),
+        ("A one-shot method (`oneshot.methods.<name>`)", INTROS["method"], list(rows(method["properties"]))),
+    ]
 
 
 INTROS = {
-    "The paper reproduced (`reference`)": (
+    "reference": (
         "What a preset reproduces. Keys not named here stay free form (a preset's extra numbers). The "
         "report's first section and `lth scorecard` evaluate the claims."),
-    "A claim (`reference.claims[i]`)": (
+    "claim": (
         "A claim is a difference per seed: `variant` minus `versus` (paired by seed), with its 95 % t-interval "
         "over seeds (`lth.report.claims`). **held**: the interval clears `margin` on the side `direction` says; "
         "**contradicted**: it lies on the other side; **not shown**: it straddles it, and the seeds that would "
         "settle it at the same mean and spread are given. Over a range (`between`) a claim holds where it holds "
         "at every level and is contradicted where it is at one. The config is refused, naming the claim, when "
         "it names a variant, metric, density, target or analysis the experiment lacks."),
-    "A one-shot method (`oneshot.methods.<name>`)": (
+    "method": (
         "Every run of a sweep starts from theta_k (`rewind_iteration`) and trains T - k iterations, the budget "
         "of an IMP ticket. A method's keys are these and those its score and training mode declare."),
 }
@@ -158,12 +145,12 @@ INTROS = {
 def part_rows(registry: parts.Registry) -> Iterator[tuple[str, str, str]]:
     for name, part in registry.items():
         keys = ", ".join(f"`{k}`" for k in part.config_keys())
-        yield name, prose(" ".join(str(part.info.get("about", "")).split())), keys
+        yield name, cell(part.info.get("about", "")), keys
 
 
 def variant_rows(table: Mapping[str, variants.Variant]) -> Iterator[tuple[str, str, str]]:
     for name, v in table.items():
-        yield name, prose(" ".join(v.about.split())), f"weights `{v.weights}`, mask `{v.mask}`, schedule `{v.schedule}`"
+        yield name, cell(v.about), f"weights `{v.weights}`, mask `{v.mask}`, schedule `{v.schedule}`"
 
 
 def markdown() -> str:
@@ -178,10 +165,8 @@ def markdown() -> str:
         "declare (`src/lth/core/parts.py`); this page is written from them. Every key has the default shown, and "
         "a bad key or value stops the workflow before any job, in one line naming the file, the key and the "
         "value. `.test/config/config.yaml` is the smallest complete experiment (CI uses it).", ""]
-    for title, table in tables().items():
-        out += [f"## {title}", ""]
-        if title in INTROS:
-            out += [INTROS[title], ""]
+    for title, intro, table in tables():
+        out += [f"## {title}", ""] + ([intro, ""] if intro else [])
         out += ["| key | default | accepts | meaning |", "| --- | --- | --- | --- |"]
         out += [f"| `{r.key}` | {f'`{r.default}`' if r.default and r.default != '(required)' else r.default} "
                 f"| {r.accepts} | {r.meaning} |" for r in table]

@@ -3,19 +3,25 @@
 Each preset is a config file: its header comment says what it reproduces, and each experiment's
 `reference` (schemas/reference.schema.yaml) its paper, protocol and claims. The page is a table of
 every preset, then one section per preset: citation, the command that runs it, its experiments,
-the protocol beside the paper's, and the claims. Torch-free: yaml and the standard library only.
+the protocol beside the paper's, and the claims. Each experiment is read as the workflow reads it
+(lth.plan.settings.resolve: defaults filled in), and what it needs as the scorecard says
+(lth.plan.reference.needs). Torch-free.
 """
 
 from __future__ import annotations
 
+import json
 import re
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import yaml
 
+from lth.plan import reference
+from lth.plan.markdown_text import cell, plain
+from lth.plan.settings import Settings, resolve
+
 COMMAND = "uv run snakemake --cores all --configfile config/presets/{name}.yaml"
-DEFAULTS = {"kind": "imp", "levels": 13, "seeds": [0, 1, 2], "variants": ["ticket", "reinit", "random_prune"]}
 
 INTRO = """# Presets
 
@@ -35,24 +41,39 @@ built (`lth.plan.preset_doc`).
 """
 
 
-def plain(value: Any) -> str:
-    """Free text of a preset as Markdown shows it: one line; brackets and angle brackets escaped, so that
-    `x[-1]` is no link and `<iteration>` no HTML tag."""
-    parts = " ".join(str(value).split()).split("`")
-    for i in range(0, len(parts), 2):  # outside `code spans` only
-        parts[i] = parts[i].replace("[", "\\[").replace("]", "\\]").replace("<", "&lt;")
-    return "`".join(parts)
-
-
-def cell(value: Any) -> str:
-    """A table cell: plain text, pipes escaped."""
-    return plain(value).replace("|", "\\|")
-
-
 def short_citation(citation: str) -> str:
     """The authors and year of a citation ("Frankle & Carbin 2019, ..." -> "Frankle & Carbin 2019")."""
     found = re.match(r"(.*?\b(?:19|20)\d\d)\b", citation)
     return found.group(1) if found else citation.split(",")[0]
+
+
+@dataclass(frozen=True)
+class Preset:
+    """A preset file read once: its name, header comment, top-level `download` and resolved experiments."""
+
+    name: str
+    header: str
+    download: bool
+    experiments: dict[str, Settings]
+
+    @classmethod
+    def read(cls, path: Path) -> Preset:
+        text = path.read_text()
+        config = yaml.safe_load(text) or {}
+        experiments = {name: resolve(json.loads(json.dumps(raw)), where=f"{path}: experiments.{name}")
+                       for name, raw in (config.get("experiments") or {}).items()}
+        return cls(path.stem, header(text), bool(config.get("download")), experiments)
+
+    def citations(self) -> list[str]:
+        return list(dict.fromkeys(s["reference"]["citation"] for s in self.experiments.values()
+                                  if s["reference"].get("citation")))
+
+    def needs(self) -> list[str]:
+        out = {n for s in self.experiments.values() for n in reference.needs(s)}
+        return sorted(out | ({"download"} if self.download else set()))
+
+    def what_it_runs(self) -> str:
+        return "; ".join(dict.fromkeys(summary(s) for s in self.experiments.values()))
 
 
 def header(text: str) -> str:
@@ -65,71 +86,36 @@ def header(text: str) -> str:
     return plain(" ".join(line for line in lines if line))
 
 
-def references(config: dict) -> list[dict]:
-    return [e.get("reference") or {} for e in (config.get("experiments") or {}).values()]
-
-
-def citations(config: dict) -> list[str]:
-    seen: list[str] = []
-    for ref in references(config):
-        if ref.get("citation") and ref["citation"] not in seen:
-            seen.append(ref["citation"])
-    return seen
-
-
-def needs(config: dict) -> list[str]:
-    out = {n for ref in references(config) for n in ref.get("needs") or []}
-    if config.get("download"):
-        out.add("download")
-    return sorted(out)
-
-
-def summary(experiment: dict) -> str:
+def summary(s: Settings) -> str:
     """One experiment in a few words: its kind, model and dataset."""
-    kind = experiment.get("kind", DEFAULTS["kind"])
-    model = (experiment.get("model") or {}).get("name", "?")
-    dataset = (experiment.get("dataset") or {}).get("name", "?")
-    return f"{kind}: `{model}` on `{dataset}`"
+    return f"{s['kind']}: `{s['model']['name']}` on `{s['dataset']['name']}`"
 
 
-def what_it_runs(config: dict) -> str:
-    parts = []
-    for experiment in (config.get("experiments") or {}).values():
-        if summary(experiment) not in parts:
-            parts.append(summary(experiment))
-    return "; ".join(parts)
-
-
-def schedule(experiment: dict) -> str:
+def schedule(s: Settings) -> str:
     """The levels of an IMP experiment, or the densities of a sweep."""
-    oneshot = experiment.get("oneshot")
-    if oneshot and oneshot.get("densities"):
-        return "densities " + ", ".join(f"{d * 100:g} %" for d in oneshot["densities"])
-    levels = (experiment.get("pruning") or {}).get("levels", DEFAULTS["levels"])
-    return f"{levels} levels"
+    if s["kind"] == "oneshot":
+        return "densities " + ", ".join(f"{d * 100:g} %" for d in s["oneshot"]["densities"])
+    return f"{s['pruning']['levels']} levels"
 
 
-def experiment_rows(config: dict) -> list[str]:
+def experiment_rows(preset: Preset) -> list[str]:
     rows = ["| experiment | dataset | model | kind | levels or densities | seeds | variants or methods | analyses |",
             "| --- | --- | --- | --- | --- | --- | --- | --- |"]
-    for name, e in (config.get("experiments") or {}).items():
-        oneshot = e.get("oneshot") or {}
-        if oneshot.get("methods"):
-            variants = ", ".join(oneshot["methods"])
-            if oneshot.get("controls"):
-                variants += f" (controls: {', '.join(oneshot['controls'])})"
+    for name, s in preset.experiments.items():
+        if s["kind"] == "oneshot":
+            variants = ", ".join(s["oneshot"]["methods"])
+            if s["oneshot"]["controls"]:
+                variants += f" (controls: {', '.join(s['oneshot']['controls'])})"
         else:
-            variants = ", ".join(e.get("variants", DEFAULTS["variants"]))
-        targets = list(((e.get("transfer") or {}).get("targets") or {}))
-        if targets:
-            variants += f"; transferred to {', '.join(targets)}"
-        model = (e.get("model") or {}).get("name", "?")
-        if (e.get("model") or {}).get("pretrained"):
-            model += f" (pre-trained by {e['model']['pretrained']})"
-        seeds = ", ".join(map(str, e.get("seeds", DEFAULTS["seeds"])))
+            variants = ", ".join(s["variants"])
+        if s["transfer"]["targets"]:
+            variants += f"; transferred to {', '.join(s['transfer']['targets'])}"
+        model = s["model"]["name"]
+        if s["model"]["pretrained"]:
+            model += f" (pre-trained by {s['model']['pretrained']})"
         rows.append("| " + " | ".join(cell(v) for v in (
-            f"`{name}`", (e.get("dataset") or {}).get("name", "?"), model, e.get("kind", DEFAULTS["kind"]),
-            schedule(e), seeds, variants, ", ".join(e.get("analyses") or []) or "none")) + " |")
+            f"`{name}`", s["dataset"]["name"], model, s["kind"], schedule(s), ", ".join(map(str, s["seeds"])),
+            variants, ", ".join(s["analyses"]) or "none")) + " |")
     return rows
 
 
@@ -151,22 +137,19 @@ def claim_rows(claims: list[dict]) -> list[str]:
     return rows
 
 
-def section(path: Path) -> list[str]:
-    text = path.read_text()
-    config = yaml.safe_load(text) or {}
-    name = path.stem
-    out = [f"## {name}", ""]
-    if header(text):
-        out += [header(text), ""]
-    cites = citations(config)
+def section(preset: Preset) -> list[str]:
+    out = [f"## {preset.name}", ""]
+    if preset.header:
+        out += [preset.header, ""]
+    cites = preset.citations()
     if cites:
         out += ["**Paper**: " + "; ".join(map(plain, cites)), ""]
-    wanted = needs(config)
+    wanted = preset.needs()
     out += [f"**Needs**: {', '.join(wanted) if wanted else 'nothing: offline, on a CPU'}", "",
-            "```text", COMMAND.format(name=name), "```", ""]
-    out += experiment_rows(config) + [""]
-    for exp_name, experiment in (config.get("experiments") or {}).items():
-        ref = experiment.get("reference") or {}
+            "```text", COMMAND.format(name=preset.name), "```", ""]
+    out += experiment_rows(preset) + [""]
+    for exp_name, s in preset.experiments.items():
+        ref = s["reference"]
         if not (ref.get("protocol") or ref.get("claims")):
             continue
         out += [f"### {exp_name}", ""]
@@ -181,14 +164,13 @@ def section(path: Path) -> list[str]:
 
 def markdown(folder: Path) -> str:
     """The whole page: the intro, a table of every preset, then a section for each."""
-    paths = sorted(Path(folder).glob("*.yaml"))
+    presets = [Preset.read(path) for path in sorted(Path(folder).glob("*.yaml"))]
     lines = [INTRO, "| preset | paper | needs | what it runs |", "| --- | --- | --- | --- |"]
-    for path in paths:
-        config = yaml.safe_load(path.read_text()) or {}
-        paper = "; ".join(dict.fromkeys(short_citation(c) for c in citations(config))) or "(none)"
-        lines.append(f"| [`{path.stem}`](#{path.stem}) | {cell(paper)} | "
-                     f"{', '.join(needs(config)) or 'offline, CPU'} | {cell(what_it_runs(config))} |")
+    for p in presets:
+        paper = "; ".join(dict.fromkeys(short_citation(c) for c in p.citations())) or "(none)"
+        lines.append(f"| [`{p.name}`](#{p.name}) | {cell(paper)} | {', '.join(p.needs()) or 'offline, CPU'} | "
+                     f"{cell(p.what_it_runs())} |")
     lines.append("")
-    for path in paths:
-        lines += section(path)
+    for p in presets:
+        lines += section(p)
     return "\n".join(lines).rstrip() + "\n"
